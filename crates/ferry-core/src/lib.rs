@@ -1,0 +1,1 @@
+//! Ferry domain types and rules: typed ids, secrets, provider model, error taxonomy. No I/O.

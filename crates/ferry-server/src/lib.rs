@@ -1,0 +1,3 @@
+//! Ferry's server: configuration, the application, the CLI and (soon) the HTTP API and workers.
+
+pub mod cli;

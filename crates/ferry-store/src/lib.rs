@@ -1,0 +1,1 @@
+//! Ferry persistence ports with SQLite and PostgreSQL implementations and their migrations.
