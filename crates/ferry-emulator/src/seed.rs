@@ -1,0 +1,483 @@
+//! Deterministic, realistic seed data: companies, people, deals, leads and cases, fast enough to seed a million records in seconds.
+
+use crate::org::Org;
+use crate::schema::FieldType;
+use crate::value::Value;
+use std::collections::BTreeMap;
+
+const FIRST_NAMES: &[&str] = &[
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Donald",
+    "Hedy",
+    "Tim",
+    "Katherine",
+    "John",
+    "Sophie",
+    "Niklaus",
+    "Carol",
+    "Guido",
+    "Anita",
+    "Bjarne",
+    "Lynn",
+    "James",
+    "Mary",
+    "Robert",
+    "Jean",
+    "Vint",
+    "Annie",
+    "Leslie",
+    "Karen",
+    "Brian",
+];
+const LAST_NAMES: &[&str] = &[
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Knuth",
+    "Lamarr",
+    "Berners-Lee",
+    "Johnson",
+    "McCarthy",
+    "Wilson",
+    "Wirth",
+    "Shaw",
+    "van Rossum",
+    "Borg",
+    "Stroustrup",
+    "Conway",
+    "Gosling",
+    "Keller",
+    "Tarjan",
+    "Sammet",
+    "Cerf",
+    "Easley",
+    "Lamport",
+    "Jones",
+    "Kernighan",
+];
+const COMPANY_WORDS: &[&str] = &[
+    "Northwind",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Acme",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Cyberdyne",
+    "Tyrell",
+    "Wonka",
+    "Aperture",
+    "Massive",
+    "Pied Piper",
+    "Gringotts",
+    "Oscorp",
+    "Monarch",
+    "Dunder",
+];
+const COMPANY_SUFFIXES: &[&str] = &[
+    "Inc.",
+    "LLC",
+    "Group",
+    "Systems",
+    "Labs",
+    "Holdings",
+    "Partners",
+    "Industries",
+];
+const CITIES: &[(&str, &str, &str)] = &[
+    ("San Francisco", "CA", "USA"),
+    ("New York", "NY", "USA"),
+    ("Austin", "TX", "USA"),
+    ("Chicago", "IL", "USA"),
+    ("London", "", "United Kingdom"),
+    ("Berlin", "", "Germany"),
+    ("Paris", "", "France"),
+    ("Toronto", "ON", "Canada"),
+    ("Sydney", "NSW", "Australia"),
+    ("Tokyo", "", "Japan"),
+];
+const TITLES: &[&str] = &[
+    "CEO",
+    "CTO",
+    "VP Sales",
+    "Head of Operations",
+    "Engineer",
+    "Buyer",
+    "Account Manager",
+    "Analyst",
+];
+const DEPARTMENTS: &[&str] = &[
+    "Sales",
+    "Engineering",
+    "Finance",
+    "Operations",
+    "Marketing",
+    "Support",
+];
+const SUBJECTS: &[&str] = &[
+    "Cannot log in",
+    "Invoice question",
+    "Feature request",
+    "Integration failing",
+    "Slow dashboard",
+    "Data export needed",
+];
+
+/// The demo production org's data set: hundreds of records per object.
+pub fn demo_counts() -> BTreeMap<String, usize> {
+    [
+        ("Account", 300),
+        ("Contact", 600),
+        ("Lead", 300),
+        ("Opportunity", 300),
+        ("Case", 200),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), *v))
+    .collect()
+}
+
+/// A small, fast, deterministic generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Seeds `counts` records per object (parents first, so children can reference them).
+///
+/// With `same_systemmodstamp`, every seeded record gets `now` as its `SystemModstamp`;
+/// otherwise stamps spread over the previous 30 days, oldest first, several per second.
+pub fn seed(
+    org: &mut Org,
+    counts: &BTreeMap<String, usize>,
+    same_systemmodstamp: bool,
+    now: i64,
+) -> BTreeMap<String, usize> {
+    let order = ["account", "contact", "lead", "opportunity", "case"];
+    let mut names: Vec<&String> = counts.keys().collect();
+    names.sort_by_key(|n| {
+        order
+            .iter()
+            .position(|o| n.eq_ignore_ascii_case(o))
+            .unwrap_or(order.len())
+    });
+    let owner = org
+        .table("User")
+        .and_then(|t| t.records.first().map(|r| r.id().to_string()))
+        .unwrap_or_default();
+    let mut created = BTreeMap::new();
+    for name in names {
+        let n = counts[name];
+        let count = seed_object(org, name, n, same_systemmodstamp, now, &owner);
+        created.insert(name.clone(), count);
+    }
+    created
+}
+
+fn seed_object(
+    org: &mut Org,
+    object: &str,
+    n: usize,
+    same_stamp: bool,
+    now: i64,
+    owner: &str,
+) -> usize {
+    let account_ids: Vec<String> = org
+        .table("Account")
+        .map(|t| t.live().map(|r| r.id().to_string()).collect())
+        .unwrap_or_default();
+    let contact_ids: Vec<String> = if object.eq_ignore_ascii_case("case") {
+        org.table("Contact")
+            .map(|t| t.live().take(10_000).map(|r| r.id().to_string()).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let Some(table) = org.table(object) else {
+        return 0;
+    };
+    let schema = table.schema.clone();
+    let existing = table.records.len();
+    let idx = |f: &str| schema.field_index(f);
+    let (first, last, email, phone, title, dept, account, city, country, state) = (
+        idx("FirstName"),
+        idx("LastName"),
+        idx("Email"),
+        idx("Phone"),
+        idx("Title"),
+        idx("Department"),
+        idx("AccountId"),
+        idx("MailingCity").or(idx("City")).or(idx("BillingCity")),
+        idx("MailingCountry")
+            .or(idx("Country"))
+            .or(idx("BillingCountry")),
+        idx("BillingState"),
+    );
+    if let Some(t) = org.table_mut(object) {
+        t.reserve(n);
+    }
+    let span: i64 = 30 * 86_400;
+    let mut rng = Rng(0x5EED ^ (existing as u64) ^ object.len() as u64 * 7919);
+    for i in 0..n {
+        let seq = existing + i;
+        let mut v = vec![Value::Null; schema.fields.len()];
+        let set = |v: &mut Vec<Value>, at: Option<usize>, val: Value| {
+            if let Some(i) = at {
+                v[i] = val;
+            }
+        };
+        let fname = rng.pick(FIRST_NAMES);
+        let lname = rng.pick(LAST_NAMES);
+        let company = format!("{} {}", rng.pick(COMPANY_WORDS), rng.pick(COMPANY_SUFFIXES));
+        let (c_city, c_state, c_country) = CITIES[rng.below(CITIES.len())];
+        match schema.name.as_str() {
+            "Account" => {
+                set(&mut v, idx("Name"), Value::str(format!("{company} #{seq}")));
+                set(
+                    &mut v,
+                    idx("Type"),
+                    Value::str(rng.pick(&[
+                        "Prospect",
+                        "Customer - Direct",
+                        "Customer - Channel",
+                        "Partner",
+                    ])),
+                );
+                set(
+                    &mut v,
+                    idx("Industry"),
+                    Value::str(rng.pick(&[
+                        "Banking",
+                        "Energy",
+                        "Healthcare",
+                        "Retail",
+                        "Technology",
+                        "Media",
+                    ])),
+                );
+                set(
+                    &mut v,
+                    idx("BillingStreet"),
+                    Value::str(format!("{} Main Street", 1 + rng.below(999))),
+                );
+                set(&mut v, state, Value::str(c_state));
+                set(
+                    &mut v,
+                    idx("BillingPostalCode"),
+                    Value::str(format!("{:05}", rng.below(99_999))),
+                );
+                set(
+                    &mut v,
+                    idx("Website"),
+                    Value::str(format!(
+                        "https://www.{}.example",
+                        company
+                            .split(' ')
+                            .next()
+                            .unwrap_or("acme")
+                            .to_ascii_lowercase()
+                    )),
+                );
+                set(
+                    &mut v,
+                    idx("AnnualRevenue"),
+                    Value::Num((rng.below(500) as f64) * 100_000.0),
+                );
+                set(
+                    &mut v,
+                    idx("NumberOfEmployees"),
+                    Value::Int(1 + rng.below(20_000) as i64),
+                );
+            }
+            "Opportunity" => {
+                let stage = rng.pick(&[
+                    "Prospecting",
+                    "Qualification",
+                    "Proposal/Price Quote",
+                    "Negotiation/Review",
+                    "Closed Won",
+                    "Closed Lost",
+                ]);
+                set(
+                    &mut v,
+                    idx("Name"),
+                    Value::str(format!("{company} - {} seats", 5 + rng.below(500))),
+                );
+                set(&mut v, idx("StageName"), Value::str(stage));
+                set(
+                    &mut v,
+                    idx("Amount"),
+                    Value::Num((1 + rng.below(400)) as f64 * 500.0),
+                );
+                set(
+                    &mut v,
+                    idx("CloseDate"),
+                    Value::Date((now / 86_400) as i32 - 60 + rng.below(180) as i32),
+                );
+                set(
+                    &mut v,
+                    idx("Probability"),
+                    Value::Num((rng.below(10) * 10) as f64),
+                );
+                set(
+                    &mut v,
+                    idx("IsClosed"),
+                    Value::Bool(stage.starts_with("Closed")),
+                );
+                set(&mut v, idx("IsWon"), Value::Bool(stage == "Closed Won"));
+            }
+            "Case" => {
+                let status = rng.pick(&["New", "Working", "Escalated", "Closed"]);
+                set(&mut v, idx("Subject"), Value::str(rng.pick(SUBJECTS)));
+                set(&mut v, idx("Status"), Value::str(status));
+                set(
+                    &mut v,
+                    idx("Priority"),
+                    Value::str(rng.pick(&["High", "Medium", "Low"])),
+                );
+                set(
+                    &mut v,
+                    idx("Origin"),
+                    Value::str(rng.pick(&["Phone", "Email", "Web"])),
+                );
+                set(&mut v, idx("IsClosed"), Value::Bool(status == "Closed"));
+                if !contact_ids.is_empty() {
+                    set(
+                        &mut v,
+                        idx("ContactId"),
+                        Value::str(&contact_ids[rng.below(contact_ids.len())]),
+                    );
+                }
+            }
+            _ => {}
+        }
+        if schema.name != "Account" {
+            set(&mut v, first, Value::str(fname));
+            set(&mut v, last, Value::str(lname));
+            set(
+                &mut v,
+                email,
+                Value::str(format!(
+                    "{}.{}{}@{}.example",
+                    fname.to_ascii_lowercase(),
+                    lname.to_ascii_lowercase().replace(' ', ""),
+                    seq,
+                    company
+                        .split(' ')
+                        .next()
+                        .unwrap_or("acme")
+                        .to_ascii_lowercase()
+                )),
+            );
+            set(&mut v, title, Value::str(rng.pick(TITLES)));
+            set(&mut v, dept, Value::str(rng.pick(DEPARTMENTS)));
+        }
+        if schema.name == "Lead" {
+            set(&mut v, idx("Company"), Value::str(&company));
+            set(
+                &mut v,
+                idx("Status"),
+                Value::str(rng.pick(&[
+                    "Open - Not Contacted",
+                    "Working - Contacted",
+                    "Closed - Not Converted",
+                ])),
+            );
+            set(&mut v, idx("IsConverted"), Value::Bool(false));
+            set(
+                &mut v,
+                idx("LeadSource"),
+                Value::str(rng.pick(&["Web", "Phone Inquiry", "Partner Referral"])),
+            );
+        }
+        set(
+            &mut v,
+            phone,
+            Value::str(format!("+1 415 555 {:04}", rng.below(10_000))),
+        );
+        set(&mut v, city, Value::str(c_city));
+        set(&mut v, country, Value::str(c_country));
+        if !account_ids.is_empty() && schema.name != "Account" && schema.name != "Lead" {
+            set(
+                &mut v,
+                account,
+                Value::str(&account_ids[rng.below(account_ids.len())]),
+            );
+        }
+        if schema.custom {
+            for (fi, f) in schema
+                .fields
+                .iter()
+                .enumerate()
+                .skip(crate::schema::sys::COUNT)
+            {
+                if !v[fi].is_null() || !f.createable {
+                    continue;
+                }
+                v[fi] = match f.field_type {
+                    FieldType::String | FieldType::Textarea => {
+                        Value::str(format!("{} {seq}", f.label))
+                    }
+                    FieldType::Double | FieldType::Currency | FieldType::Percent => {
+                        Value::Num(rng.below(100_000) as f64 / 100.0)
+                    }
+                    FieldType::Int => Value::Int(rng.below(1000) as i64),
+                    FieldType::Boolean => Value::Bool(rng.below(2) == 0),
+                    FieldType::Date => Value::Date((now / 86_400) as i32 - rng.below(365) as i32),
+                    FieldType::Datetime => Value::DateTime(now - rng.below(365 * 86_400) as i64),
+                    FieldType::Picklist => f
+                        .picklist_values
+                        .first()
+                        .map(Value::str)
+                        .unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+            }
+        }
+        let stamp = if same_stamp {
+            now
+        } else {
+            now - span + (span * i as i64) / n.max(1) as i64
+        };
+        if org.insert_raw(object, v, owner, stamp).is_none() {
+            return i;
+        }
+    }
+    n
+}

@@ -1,0 +1,588 @@
+//! The emulator's shared state: connected apps, orgs, users, OAuth codes and token families, query locators, bulk jobs, fault rules and counters.
+
+use crate::clock::Clock;
+use crate::ids;
+use crate::org::Org;
+use crate::value::Value;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A connected app and its token policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    /// Consumer key.
+    pub client_id: String,
+    /// Consumer secret.
+    pub client_secret: String,
+    /// Allowed callback URLs (exact match).
+    pub callback_urls: Vec<String>,
+    /// Scopes the app may be granted.
+    pub scopes: Vec<String>,
+    /// Access-token lifetime in seconds (the org session timeout).
+    pub access_token_ttl_secs: i64,
+    /// Whether refresh tokens rotate on every use.
+    pub refresh_token_rotation: bool,
+    /// A refresh token unused for this long expires (None: never).
+    pub refresh_token_idle_ttl_secs: Option<i64>,
+    /// Whether the authorize request must carry a PKCE challenge.
+    pub require_pkce: bool,
+    /// Whether the app may introspect tokens.
+    pub introspection_allowed: bool,
+    /// Whether PKCE verifiers containing `~` are refused (a real Salesforce quirk).
+    pub reject_tilde_in_verifier: bool,
+}
+
+impl App {
+    /// The default demo app.
+    pub fn demo() -> Self {
+        App {
+            client_id: "ferry-demo-client".into(),
+            client_secret: "ferry-demo-secret".into(),
+            callback_urls: vec!["http://localhost:3003/oauth/callback".into()],
+            scopes: ["api", "refresh_token", "offline_access", "id", "openid"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            access_token_ttl_secs: 7200,
+            refresh_token_rotation: false,
+            refresh_token_idle_ttl_secs: None,
+            require_pkce: false,
+            introspection_allowed: true,
+            reject_tilde_in_verifier: false,
+        }
+    }
+}
+
+/// A user's login credentials.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// Org id (18).
+    pub org_id: String,
+    /// User id (18).
+    pub user_id: String,
+    /// Username as created.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A one-use authorization code.
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    /// The app it was issued to.
+    pub client_id: String,
+    /// Org and user that approved.
+    pub org_id: String,
+    /// User id.
+    pub user_id: String,
+    /// The redirect URI of the authorize request.
+    pub redirect_uri: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// PKCE S256 challenge, if one was sent.
+    pub code_challenge: Option<String>,
+    /// Issued at (epoch seconds).
+    pub issued_at: i64,
+    /// Used already.
+    pub used: bool,
+    /// Login base URL the user came through (for the `id` URL).
+    pub login_base: String,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+}
+
+/// An issued access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// Org id.
+    pub org_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Issuing app.
+    pub client_id: String,
+    /// Token family (all tokens descended from one authorization).
+    pub family: u64,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Issued (epoch seconds).
+    pub issued_at: i64,
+    /// Expires (epoch seconds).
+    pub expires_at: i64,
+    /// Revoked directly.
+    pub revoked: bool,
+    /// Login base URL (for the `id` URL).
+    pub login_base: String,
+}
+
+/// An issued refresh token.
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    /// Org id.
+    pub org_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Issuing app.
+    pub client_id: String,
+    /// Token family.
+    pub family: u64,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Issued (epoch seconds).
+    pub issued_at: i64,
+    /// Last used (epoch seconds), for idle expiry.
+    pub last_used_at: i64,
+    /// Replaced by a newer token under rotation; reuse revokes the family.
+    pub rotated_out: bool,
+    /// Revoked directly.
+    pub revoked: bool,
+    /// Login base URL.
+    pub login_base: String,
+}
+
+/// A stored query result being paged through `nextRecordsUrl`.
+#[derive(Debug)]
+pub struct QueryCursor {
+    /// Org that ran it.
+    pub org_id: String,
+    /// The result.
+    pub result: Arc<crate::soql::ResultSet>,
+    /// Last touched (epoch seconds); expires after 15 minutes idle.
+    pub touched_at: i64,
+    /// Page size.
+    pub batch_size: usize,
+}
+
+/// A Bulk API 2.0 query job.
+#[derive(Debug, Clone)]
+pub struct BulkJob {
+    /// Job id (`750…`).
+    pub id: String,
+    /// Org.
+    pub org_id: String,
+    /// Creating user.
+    pub user_id: String,
+    /// `query` or `queryAll`.
+    pub operation: String,
+    /// Object queried.
+    pub object: String,
+    /// The SOQL text.
+    pub query: String,
+    /// Created (epoch seconds).
+    pub created_at: i64,
+    /// `UploadComplete`, `InProgress`, `JobComplete`, `Failed`, `Aborted`.
+    pub state: String,
+    /// API version that created it.
+    pub api_version: String,
+    /// `COMMA`, `TAB`, …
+    pub column_delimiter: String,
+    /// `LF` or `CRLF`.
+    pub line_ending: String,
+    /// The result, once computed.
+    pub result: Option<Arc<crate::soql::ResultSet>>,
+    /// Failure text when `Failed`.
+    pub error_message: Option<String>,
+}
+
+/// A fault-injection rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// HTTP method to match (any when absent).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path prefix to match (any when absent).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Status to answer with (no status: only latency is added).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Body to answer with (JSON value, sent as JSON; a string is sent as text).
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    /// How many times it fires (forever when absent).
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Probability in 0..=1 that a matching request is hit (1 when absent).
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// Latency added before answering.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+}
+
+/// Counters of everything the emulator served, for tests that assert "exactly one refresh".
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Token requests by grant type: (ok, failed).
+    pub token_requests: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Introspection calls.
+    pub introspections: AtomicU64,
+    /// Revocation calls.
+    pub revocations: AtomicU64,
+    /// Whole token families revoked (reuse under rotation, refresh-token revocation).
+    pub family_revocations: AtomicU64,
+    /// Requests to Salesforce endpoints (everything but the admin API).
+    pub api_requests: AtomicU64,
+    /// Requests by path.
+    pub by_path: Mutex<HashMap<String, u64>>,
+    /// Records returned by queries, retrieves and bulk results.
+    pub records_served: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a token request.
+    pub fn token_request(&self, grant: &str, ok: bool) {
+        let mut map = self.token_requests.lock();
+        let entry = map.entry(grant.to_string()).or_default();
+        if ok {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
+
+    /// Counts an API request.
+    pub fn api_request(&self, path: &str) {
+        self.api_requests.fetch_add(1, Ordering::Relaxed);
+        *self.by_path.lock().entry(path.to_string()).or_default() += 1;
+    }
+
+    /// The counters as JSON.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let tokens: serde_json::Map<String, serde_json::Value> = self
+            .token_requests
+            .lock()
+            .iter()
+            .map(|(k, (ok, failed))| (k.clone(), serde_json::json!({"ok": ok, "failed": failed})))
+            .collect();
+        serde_json::json!({
+            "token_requests": tokens,
+            "introspections": self.introspections.load(Ordering::Relaxed),
+            "revocations": self.revocations.load(Ordering::Relaxed),
+            "family_revocations": self.family_revocations.load(Ordering::Relaxed),
+            "api_requests": {
+                "total": self.api_requests.load(Ordering::Relaxed),
+                "by_path": *self.by_path.lock(),
+            },
+            "records_served": self.records_served.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Sets every counter to zero.
+    pub fn reset(&self) {
+        self.token_requests.lock().clear();
+        self.introspections.store(0, Ordering::Relaxed);
+        self.revocations.store(0, Ordering::Relaxed);
+        self.family_revocations.store(0, Ordering::Relaxed);
+        self.api_requests.store(0, Ordering::Relaxed);
+        self.by_path.lock().clear();
+        self.records_served.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Base URLs of the listeners.
+#[derive(Debug, Clone, Default)]
+pub struct Urls {
+    /// Production login host and production orgs' instance.
+    pub production: String,
+    /// Sandbox login host and sandbox orgs' instance.
+    pub sandbox: String,
+    /// The second instance, where migrated orgs live.
+    pub instance2: String,
+}
+
+/// Everything under one lock: apps, orgs, logins, codes, tokens, cursors, jobs.
+#[derive(Debug, Default)]
+pub struct Data {
+    /// Apps by client id.
+    pub apps: HashMap<String, App>,
+    /// Orgs by 18-char id.
+    pub orgs: HashMap<String, Org>,
+    /// Logins by lower-cased username.
+    pub logins: HashMap<String, Login>,
+    /// Approved (user id, client id) pairs, so consent is asked once.
+    pub approvals: std::collections::HashSet<(String, String)>,
+    /// Authorization codes.
+    pub codes: HashMap<String, AuthCode>,
+    /// Access tokens.
+    pub access_tokens: HashMap<String, AccessToken>,
+    /// Refresh tokens.
+    pub refresh_tokens: HashMap<String, RefreshToken>,
+    /// Revoked families.
+    pub revoked_families: std::collections::HashSet<u64>,
+    /// Next family number.
+    pub next_family: u64,
+    /// Browser login sessions: cookie value → (org id, user id).
+    pub sessions: HashMap<String, (String, String)>,
+    /// Bulk jobs by id.
+    pub jobs: BTreeMap<String, BulkJob>,
+    /// Next org / job sequence numbers.
+    pub next_org_seq: u64,
+    /// Next bulk job number.
+    pub next_job_seq: u64,
+}
+
+/// The whole emulator state, shared by all listeners.
+#[derive(Debug, Default)]
+pub struct State {
+    /// The clock.
+    pub clock: Clock,
+    /// Apps, orgs, tokens and the rest.
+    pub data: RwLock<Data>,
+    /// Query cursors by locator id.
+    pub cursors: Mutex<HashMap<String, QueryCursor>>,
+    /// Next cursor number.
+    pub next_cursor: AtomicU64,
+    /// Fault rules.
+    pub faults: Mutex<Vec<FaultRule>>,
+    /// Counters.
+    pub stats: Stats,
+    /// Listener base URLs.
+    pub urls: RwLock<Urls>,
+}
+
+/// What a valid access token resolves to.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Org id.
+    pub org_id: String,
+    /// User id.
+    pub user_id: String,
+    /// App.
+    pub client_id: String,
+}
+
+impl State {
+    /// Random URL-safe text of `n` characters.
+    pub fn random_token(n: usize) -> String {
+        use rand::distr::{Alphanumeric, SampleString};
+        Alphanumeric.sample_string(&mut rand::rng(), n)
+    }
+
+    /// The instance URL an org is served on.
+    pub fn instance_url(&self, org: &Org) -> String {
+        let urls = self.urls.read();
+        match (org.instance, org.sandbox) {
+            (1, _) => urls.instance2.clone(),
+            (_, true) => urls.sandbox.clone(),
+            _ => urls.production.clone(),
+        }
+    }
+
+    /// Creates an org with an admin user; returns (org id, user id).
+    pub fn create_org(
+        &self,
+        name: &str,
+        sandbox: bool,
+        admin_username: &str,
+        password: &str,
+    ) -> Result<(String, String), String> {
+        let mut data = self.data.write();
+        if data
+            .logins
+            .contains_key(&admin_username.to_ascii_lowercase())
+        {
+            return Err(format!("username already exists: {admin_username}"));
+        }
+        data.next_org_seq += 1;
+        let seq = data.next_org_seq;
+        let org_id = ids::make_id("00D", "5g", 1_000_000 + seq);
+        let pod = if sandbox { "3x" } else { "5g" };
+        let mut org = Org::new(org_id.clone(), name, sandbox, pod);
+        let now = self.clock.now_secs();
+        let user_id = insert_user(&mut org, admin_username, "Admin", "User", now)
+            .ok_or("cannot create user")?;
+        data.logins.insert(
+            admin_username.to_ascii_lowercase(),
+            Login {
+                org_id: org_id.clone(),
+                user_id: user_id.clone(),
+                username: admin_username.to_string(),
+                password: password.to_string(),
+            },
+        );
+        data.orgs.insert(org_id.clone(), org);
+        Ok((org_id, user_id))
+    }
+
+    /// Adds a user to an org; returns its id.
+    pub fn add_user(
+        &self,
+        org_id: &str,
+        username: &str,
+        password: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<String, String> {
+        let now = self.clock.now_secs();
+        let mut data = self.data.write();
+        if data.logins.contains_key(&username.to_ascii_lowercase()) {
+            return Err(format!("username already exists: {username}"));
+        }
+        let org = data.orgs.get_mut(org_id).ok_or("unknown org")?;
+        let user_id = insert_user(org, username, first, last, now).ok_or("cannot create user")?;
+        data.logins.insert(
+            username.to_ascii_lowercase(),
+            Login {
+                org_id: org_id.to_string(),
+                user_id: user_id.clone(),
+                username: username.to_string(),
+                password: password.to_string(),
+            },
+        );
+        Ok(user_id)
+    }
+
+    /// Resolves a bearer access token, or `None` when missing, unknown, expired or revoked.
+    pub fn session_for(&self, token: &str) -> Option<Session> {
+        let now = self.clock.now_secs();
+        let data = self.data.read();
+        let t = data.access_tokens.get(token)?;
+        let valid = !t.revoked && t.expires_at > now && !data.revoked_families.contains(&t.family);
+        valid.then(|| Session {
+            org_id: t.org_id.clone(),
+            user_id: t.user_id.clone(),
+            client_id: t.client_id.clone(),
+        })
+    }
+
+    /// Revokes a whole token family.
+    pub fn revoke_family(&self, data: &mut Data, family: u64) {
+        if data.revoked_families.insert(family) {
+            self.stats
+                .family_revocations
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn insert_user(org: &mut Org, username: &str, first: &str, last: &str, now: i64) -> Option<String> {
+    let schema = &org.table("User")?.schema;
+    let mut values = vec![Value::Null; schema.fields.len()];
+    let set = |values: &mut Vec<Value>, name: &str, v: Value| {
+        if let Some(i) = schema.field_index(name) {
+            values[i] = v;
+        }
+    };
+    let email = if username.contains('@') {
+        username.trim_end_matches(".sandbox").to_string()
+    } else {
+        format!("{username}@example.com")
+    };
+    set(&mut values, "Username", Value::str(username));
+    set(&mut values, "FirstName", Value::str(first));
+    set(&mut values, "LastName", Value::str(last));
+    set(&mut values, "Email", Value::str(email));
+    set(
+        &mut values,
+        "Alias",
+        Value::str(username.chars().take(8).collect::<String>()),
+    );
+    set(&mut values, "IsActive", Value::Bool(true));
+    set(
+        &mut values,
+        "TimeZoneSidKey",
+        Value::str("America/Los_Angeles"),
+    );
+    set(&mut values, "LanguageLocaleKey", Value::str("en_US"));
+    // The first user creates itself; later ones are created by it.
+    let creator = org
+        .table("User")
+        .and_then(|t| t.records.first().map(|r| r.id().to_string()))
+        .unwrap_or_default();
+    let id = org.insert_raw("User", values, &creator, now)?;
+    if creator.is_empty() {
+        // Point the audit fields of the very first user at itself.
+        if let Some(t) = org.table_mut("User") {
+            if let Some(r) = t.records.first_mut() {
+                r.fields[crate::schema::sys::CREATED_BY_ID] = Value::str(&id);
+                r.fields[crate::schema::sys::LAST_MODIFIED_BY_ID] = Value::str(&id);
+            }
+        }
+    }
+    Some(id)
+}
+
+/// Tokens minted by one grant.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// `{orgId15}!{opaque}`.
+    pub access_token: String,
+    /// Present when the scopes allow it (and on rotation).
+    pub refresh_token: Option<String>,
+    /// Family number.
+    pub family: u64,
+    /// Issued at, epoch milliseconds.
+    pub issued_at_ms: i64,
+}
+
+impl State {
+    /// Mints an access token (and a refresh token when `with_refresh`) in `family`, or a new
+    /// family when `None`. The caller holds the data lock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_tokens(
+        &self,
+        data: &mut Data,
+        client_id: &str,
+        org_id: &str,
+        user_id: &str,
+        scopes: &[String],
+        login_base: &str,
+        family: Option<u64>,
+        with_refresh: bool,
+    ) -> IssuedTokens {
+        let now_ms = self.clock.now_millis();
+        let now = now_ms.div_euclid(1000);
+        let family = family.unwrap_or_else(|| {
+            data.next_family += 1;
+            data.next_family
+        });
+        let ttl = data
+            .apps
+            .get(client_id)
+            .map(|a| a.access_token_ttl_secs)
+            .unwrap_or(7200);
+        let access_token = format!("{}!{}", ids::id15(org_id), Self::random_token(96));
+        data.access_tokens.insert(
+            access_token.clone(),
+            AccessToken {
+                org_id: org_id.to_string(),
+                user_id: user_id.to_string(),
+                client_id: client_id.to_string(),
+                family,
+                scopes: scopes.to_vec(),
+                issued_at: now,
+                expires_at: now + ttl,
+                revoked: false,
+                login_base: login_base.to_string(),
+            },
+        );
+        let refresh_token = with_refresh.then(|| {
+            let token = format!("5Aep861{}", Self::random_token(80));
+            data.refresh_tokens.insert(
+                token.clone(),
+                RefreshToken {
+                    org_id: org_id.to_string(),
+                    user_id: user_id.to_string(),
+                    client_id: client_id.to_string(),
+                    family,
+                    scopes: scopes.to_vec(),
+                    issued_at: now,
+                    last_used_at: now,
+                    rotated_out: false,
+                    revoked: false,
+                    login_base: login_base.to_string(),
+                },
+            );
+            token
+        });
+        IssuedTokens {
+            access_token,
+            refresh_token,
+            family,
+            issued_at_ms: now_ms,
+        }
+    }
+}
