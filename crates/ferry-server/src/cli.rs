@@ -1,6 +1,7 @@
-//! The `ferry` command line: subcommands and their flags.
+//! The `ferry` command line: subcommands, their flags and environment variables.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
 
 /// Ferry: a self-hostable Salesforce integrations server.
 #[derive(Debug, Parser)]
@@ -15,13 +16,103 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Salesforce emulator alone (OAuth, REST, Bulk API 2.0, admin API).
-    Emulator {},
+    Emulator(EmulatorArgs),
+    /// Measure Ferry and its parts.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Flags of `ferry emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FERRY_EMULATOR_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Production listener (plays login.salesforce.com and production instances; admin API).
+    #[arg(long, env = "FERRY_EMULATOR_PORT", default_value_t = 3004)]
+    pub port: u16,
+    /// Sandbox listener (plays test.salesforce.com and sandbox instances). Default: port + 1.
+    #[arg(long, env = "FERRY_EMULATOR_SANDBOX_PORT")]
+    pub sandbox_port: Option<u16>,
+    /// Second instance listener, where `migrate` moves an org. Default: port + 2.
+    #[arg(long, env = "FERRY_EMULATOR_INSTANCE2_PORT")]
+    pub instance2_port: Option<u16>,
+    /// Callback URL(s) of the demo connected app (repeat the flag for several).
+    #[arg(
+        long = "callback-url",
+        env = "FERRY_EMULATOR_CALLBACK_URL",
+        default_value = "http://localhost:3003/oauth/callback"
+    )]
+    pub callback_urls: Vec<String>,
+    /// Start without the demo data set (apps, orgs and users are still created).
+    #[arg(long)]
+    pub no_seed: bool,
+}
+
+impl EmulatorArgs {
+    /// The emulator configuration these flags describe.
+    pub fn config(&self) -> ferry_emulator::EmulatorConfig {
+        ferry_emulator::EmulatorConfig {
+            host: self.host,
+            production_port: self.port,
+            sandbox_port: self.sandbox_port.unwrap_or(self.port.saturating_add(1)),
+            instance2_port: self.instance2_port.unwrap_or(self.port.saturating_add(2)),
+            demo: true,
+            seed_demo_data: !self.no_seed,
+            demo_callback_urls: self.callback_urls.clone(),
+        }
+    }
+}
+
+/// `ferry bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Seeding speed, memory and REST query pagination throughput of the emulator.
+    Emulator(crate::bench::EmulatorBenchArgs),
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Emulator {} => Ok(()),
+        Command::Emulator(args) => runtime.block_on(run_emulator(args)),
+        Command::Bench(BenchCommand::Emulator(args)) => {
+            runtime.block_on(crate::bench::emulator(args))
+        }
     }
+}
+
+async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
+    let running = ferry_emulator::start(args.config()).await?;
+    println!("Salesforce emulator running");
+    println!(
+        "  production (login.salesforce.com, admin API): {}",
+        running.production_url
+    );
+    println!(
+        "  sandbox    (test.salesforce.com):             {}",
+        running.sandbox_url
+    );
+    println!(
+        "  second instance (after /migrate):             {}",
+        running.instance2_url
+    );
+    println!("  connected app: client id ferry-demo-client, secret ferry-demo-secret");
+    println!("  callback URLs: {}", args.callback_urls.join(", "));
+    println!(
+        "  users: {} and {} (password {})",
+        ferry_emulator::DEMO_USERNAME,
+        ferry_emulator::DEMO_SANDBOX_USERNAME,
+        ferry_emulator::DEMO_PASSWORD
+    );
+    println!("  state: curl {}/__emulator/state", running.production_url);
+    tokio::signal::ctrl_c().await?;
+    running.shutdown();
+    Ok(())
 }
