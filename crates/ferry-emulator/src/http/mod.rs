@@ -82,7 +82,16 @@ pub fn router(ctx: Ctx) -> Router {
     if ctx.listener == Listener::Production {
         app = app.merge(admin::routes());
     }
-    app.with_state(ctx)
+    // A bug must never surface as a dropped connection or a Rust message: answer as Salesforce
+    // does for an internal failure.
+    app.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+        errors::sf_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            "An unexpected error occurred. Please include this ErrorId if you contact support: 0000000000-00000 (0)",
+        )
+    }))
+    .with_state(ctx)
 }
 
 /// Counts requests and applies fault-injection rules to every Salesforce endpoint.
