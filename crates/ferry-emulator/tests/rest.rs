@@ -839,3 +839,16 @@ async fn admin_state_lists_demo_orgs_apps_and_users() {
         .expect("post");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_in_salesforce_shape() {
+    let org = Org::demo().await;
+    let (status, body) = org
+        .send(reqwest::Method::PUT, "/sobjects/Account", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body[0]["errorCode"], "METHOD_NOT_ALLOWED");
+    let (status, _, body) = org.get("/no/such/resource").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body[0]["errorCode"], "NOT_FOUND");
+}

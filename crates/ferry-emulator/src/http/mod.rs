@@ -74,7 +74,14 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(oauth::routes())
         .merge(rest::public_routes())
         .merge(data)
-        .fallback(|| async { errors::not_found() });
+        .fallback(|| async { errors::not_found() })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            errors::sf_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                &format!("HTTP Method '{method}' not allowed."),
+            )
+        });
     app = app.layer(middleware::from_fn_with_state(
         ctx.clone(),
         faults_and_stats,
