@@ -8,4 +8,5 @@ pub mod clock;
 pub mod ids;
 pub mod org;
 pub mod schema;
+pub mod soql;
 pub mod value;
