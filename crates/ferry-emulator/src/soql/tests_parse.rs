@@ -43,7 +43,9 @@ fn simple_select() {
 
 #[test]
 fn keywords_are_case_insensitive() {
-    let q = ok("select id from account where name = 'x' order by name desc nulls first limit 5 offset 2");
+    let q = ok(
+        "select id from account where name = 'x' order by name desc nulls first limit 5 offset 2",
+    );
     assert_eq!(q.limit, Some(5));
     assert_eq!(q.offset, Some(2));
     assert!(q.has_offset());
@@ -104,7 +106,9 @@ fn relationship_paths_count_and_fields() {
 
 #[test]
 fn literals() {
-    let q = ok(r"SELECT Id FROM Account WHERE Name = 'it\'s \\ a \n' AND Amount > -1.5 AND N = 42 AND D = 2024-01-02 AND T > 2024-01-01T01:00:00+01:00 AND U < 2024-01-01T00:00:00.000Z AND B = TRUE AND X = null AND R = LAST_N_DAYS:7 AND S = TODAY");
+    let q = ok(
+        r"SELECT Id FROM Account WHERE Name = 'it\'s \\ a \n' AND Amount > -1.5 AND N = 42 AND D = 2024-01-02 AND T > 2024-01-01T01:00:00+01:00 AND U < 2024-01-01T00:00:00.000Z AND B = TRUE AND X = null AND R = LAST_N_DAYS:7 AND S = TODAY",
+    );
     let Some(Condition::And(parts)) = q.condition else {
         panic!("expected AND");
     };
@@ -146,11 +150,11 @@ fn conditions_nest() {
         panic!("expected AND");
     };
     assert!(matches!(&parts[0], Condition::Or(v) if v.len() == 2));
-    assert!(matches!(&parts[1], Condition::Not(inner) if matches!(**inner, Condition::In { negated: false, .. })));
-    assert!(matches!(&parts[2], Condition::In { negated: true, .. }));
     assert!(
-        matches!(&parts[3], Condition::Like { raw_pattern, .. } if raw_pattern == "a\\%%")
+        matches!(&parts[1], Condition::Not(inner) if matches!(**inner, Condition::In { negated: false, .. }))
     );
+    assert!(matches!(&parts[2], Condition::In { negated: true, .. }));
+    assert!(matches!(&parts[3], Condition::Like { raw_pattern, .. } if raw_pattern == "a\\%%"));
 }
 
 #[test]
@@ -228,10 +232,18 @@ fn error_messages_point_at_the_token() {
         "\nSELECT Id FROM Account WHERE Name = q\n                                    ^\nERROR at Row:1:Column:37\nunexpected token: q"
     );
     let e = err("SELECT Id\nFROM Account\nLIMIT x");
-    assert!(e.message.ends_with("\nLIMIT x\n      ^\nERROR at Row:3:Column:7\nunexpected token: x"), "{}", e.message);
+    assert!(
+        e.message
+            .ends_with("\nLIMIT x\n      ^\nERROR at Row:3:Column:7\nunexpected token: x"),
+        "{}",
+        e.message
+    );
     let e = err("SELECT Id FROM Account OFFSET 2001");
     assert!(e.message.ends_with("Maximum SOQL offset allowed is 2000"));
-    assert_eq!(err("SELECT Id FROM Account WHERE").message.lines().last(), Some("unexpected token: <EOF>"));
+    assert_eq!(
+        err("SELECT Id FROM Account WHERE").message.lines().last(),
+        Some("unexpected token: <EOF>")
+    );
 }
 
 #[test]
