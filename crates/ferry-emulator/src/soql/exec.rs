@@ -192,6 +192,7 @@ fn check_fields_function(query: &Query, opts: &ExecOptions) -> Result<(), SoqlEr
 
 fn columns(query: &Query, org: &Org, table: &Table) -> Result<Vec<Column>, SoqlError> {
     let mut out: Vec<Column> = Vec::new();
+    let mut explicit: Vec<String> = Vec::new();
     let direct = |i: usize| {
         let f = &table.schema.fields[i];
         Column {
@@ -219,16 +220,18 @@ fn columns(query: &Query, org: &Org, table: &Table) -> Result<Vec<Column>, SoqlE
             }
             SelectItem::Field(path) => {
                 let r = resolve(query, org, table, path)?;
-                if out
-                    .iter()
-                    .any(|c| c.header.eq_ignore_ascii_case(&r.canonical))
-                {
+                if explicit.contains(&r.canonical) {
                     return Err(SoqlError::located(
                         MALFORMED_QUERY,
                         &query.text,
                         path.offset,
                         &format!("duplicate field selected: {}", r.canonical),
                     ));
+                }
+                explicit.push(r.canonical.clone());
+                if out.iter().any(|c| c.header == r.canonical) {
+                    // Already selected through FIELDS(…).
+                    continue;
                 }
                 out.push(Column {
                     header: r.canonical.clone(),

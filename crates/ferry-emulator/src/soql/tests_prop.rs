@@ -694,3 +694,37 @@ proptest! {
         prop_assert_eq!(csv.lines().count(), rs.rows.len() + 1);
     }
 }
+
+proptest! {
+    /// Arbitrary token soup over real field names never makes parse or execute panic.
+    #[test]
+    fn execute_never_panics(
+        words in proptest::collection::vec(
+            prop_oneof![
+                Just("SELECT"), Just("FROM"), Just("Account"), Just("Contact"), Just("WHERE"),
+                Just("Id"), Just("Name"), Just("Owner.Name"), Just("Account.Name"), Just("OwnerId"),
+                Just("CreatedDate"), Just("NumberOfEmployees"), Just("AnnualRevenue"), Just("IsDeleted"),
+                Just("Birthdate"), Just("Active__c"), Just(","), Just("("), Just(")"), Just("="),
+                Just("!="), Just("<"), Just(">="), Just("'a%'"), Just("'001000000000000AAA'"),
+                Just("AND"), Just("OR"), Just("NOT"), Just("IN"), Just("LIKE"), Just("ORDER BY"),
+                Just("DESC"), Just("NULLS LAST"), Just("LIMIT"), Just("OFFSET"), Just("3"), Just("-1.5"),
+                Just("2024-01-01"), Just("2024-01-01T00:00:00Z"), Just("LAST_N_DAYS:3"), Just("TODAY"),
+                Just("COUNT()"), Just("FIELDS(ALL)"), Just("FIELDS(STANDARD)"), Just("null"), Just("true"),
+            ],
+            0..14,
+        ),
+        rows in proptest::collection::vec(row_strategy(), 0..6),
+    ) {
+        let (org, _) = build(&rows);
+        let text = format!("SELECT {}", words.join(" "));
+        if let Ok(q) = parse(&text) {
+            let opts = ExecOptions { include_deleted: true, now: BASE, api_version: 59.0 };
+            if let Ok(rs) = execute(&q, &org, &opts) {
+                for &r in &rs.rows {
+                    let _ = render_json(&rs, &org, r, "59.0");
+                }
+                let _ = render_csv(&rs, &org, &rs.rows, b'\t', true);
+            }
+        }
+    }
+}
