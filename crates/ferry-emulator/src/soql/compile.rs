@@ -235,7 +235,7 @@ pub(crate) enum Pred<'a> {
         lo: Value,
         hi: Value,
     },
-    /// `field [NOT] IN (…)`.
+    /// `field [NOT] IN (…)`; `values` are sorted by `cmp_filter`.
     In {
         acc: Accessor<'a>,
         mode: Mode,
@@ -303,8 +303,8 @@ impl<'a> Pred<'a> {
                     *nulls
                 } else {
                     values
-                        .iter()
-                        .any(|lit| cmp_filter(*mode, v, lit) == Ordering::Equal)
+                        .binary_search_by(|lit| cmp_filter(*mode, lit, v))
+                        .is_ok()
                         || ranges.iter().any(|(lo, hi)| {
                             v.cmp_for_sort(lo) != Ordering::Less
                                 && v.cmp_for_sort(hi) == Ordering::Less
@@ -400,9 +400,12 @@ impl<'a> Compiler<'_, 'a> {
                         Coerced::Range(lo, hi) => ranges.push((lo, hi)),
                     }
                 }
+                let mode = Mode::of(r.def.field_type);
+                // Sorted once so each row is a binary search, even for long id lists.
+                lits.sort_by(|a, b| cmp_filter(mode, a, b));
                 Pred::In {
                     acc: r.accessor(),
-                    mode: Mode::of(r.def.field_type),
+                    mode,
                     negated: *negated,
                     values: lits,
                     ranges,
