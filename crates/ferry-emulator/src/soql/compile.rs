@@ -1,6 +1,6 @@
 //! Name resolution and WHERE compilation: field paths become index chains over the org's tables, literals are coerced to field types, and the condition becomes a predicate tree evaluated per record without allocating.
 
-use super::ast::{CompareOp, Condition, FieldPath, Literal, LiteralValue, Query, RelativeDate};
+use super::ast::{CompareOp, Condition, FieldPath, Literal, LiteralValue, Query};
 use super::like::LikePattern;
 use super::{SoqlError, INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR, MALFORMED_QUERY};
 use crate::ids;
@@ -484,7 +484,7 @@ impl<'a> Compiler<'_, 'a> {
             }
             (LiteralValue::DateTime(s), FieldType::Datetime) => Coerced::Value(Value::DateTime(*s)),
             (LiteralValue::Relative(rel), FieldType::Datetime) => {
-                let (from, to) = rel_days(*rel);
+                let (from, to) = rel.day_range();
                 Coerced::Range(
                     Value::DateTime((day + from).saturating_mul(86_400)),
                     Value::DateTime((day + to).saturating_mul(86_400)),
@@ -493,7 +493,7 @@ impl<'a> Compiler<'_, 'a> {
             (_, FieldType::Datetime) => return Err(wrong("dateTime", false)),
             (LiteralValue::Date(d), FieldType::Date) => Coerced::Value(Value::Date(*d)),
             (LiteralValue::Relative(rel), FieldType::Date) => {
-                let (from, to) = rel_days(*rel);
+                let (from, to) = rel.day_range();
                 let clamp =
                     |d: i64| Value::Date(d.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
                 Coerced::Range(clamp(day + from), clamp(day + to))
@@ -502,8 +502,4 @@ impl<'a> Compiler<'_, 'a> {
             _ => return Err(wrong(ft.as_str(), false)),
         })
     }
-}
-
-fn rel_days(rel: RelativeDate) -> (i64, i64) {
-    rel.day_range()
 }
