@@ -192,14 +192,10 @@ pub(crate) fn resolve<'a>(
         hops.push((index, rel_name, target));
         table = target;
     }
-    let field = table.schema.field_index(last).ok_or_else(|| {
-        let shown = if rels.is_empty() {
-            last.clone()
-        } else {
-            path.joined()
-        };
-        no_such_column(query, path.offset, &shown, &table.schema.name)
-    })?;
+    let field = table
+        .schema
+        .field_index(last)
+        .ok_or_else(|| no_such_column(query, path.offset, last, &table.schema.name))?;
     let def = &table.schema.fields[field];
     canonical.push_str(&def.name);
     Ok(Resolved {

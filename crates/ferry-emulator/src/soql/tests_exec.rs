@@ -656,8 +656,7 @@ fn unknown_names_and_types() {
     assert_eq!(e.code, INVALID_FIELD);
     let e = error(o, "SELECT Owner.Nope FROM Account");
     assert!(
-        e.message
-            .contains("No such column 'Owner.Nope' on entity 'User'"),
+        e.message.contains("No such column 'Nope' on entity 'User'"),
         "{}",
         e.message
     );
