@@ -103,6 +103,4 @@ mod tests_exec;
 #[cfg(test)]
 mod tests_parse;
 #[cfg(test)]
-mod tests_perf;
-#[cfg(test)]
 mod tests_prop;
