@@ -1,76 +1,106 @@
-//! Placeholder for the SOQL module (parser, evaluator, renderers); replaced by the real one.
+//! SOQL for the emulator: parsing a query into an AST, executing it over an org's tables, and rendering rows as REST JSON or Bulk API 2.0 CSV.
+//!
+//! The subset is the one sync tools use: field lists with parent relationship paths, `COUNT()`,
+//! `FIELDS(ALL|STANDARD|CUSTOM)`, `WHERE` with `AND`/`OR`/`NOT`, comparisons, `LIKE`, `IN`,
+//! typed and relative date literals, `ORDER BY`, `LIMIT` and `OFFSET`. Errors carry Salesforce's
+//! error codes and message wording.
 
-use crate::org::Org;
+mod ast;
+mod compile;
+mod exec;
+mod lexer;
+mod like;
+mod parser;
+mod render;
 
-/// A SOQL error.
-#[derive(Debug, Clone)]
+pub use ast::{
+    AggregateFn, CompareOp, Condition, FieldPath, FieldsKind, Literal, LiteralValue, OrderItem,
+    Query, RelativeDate, SelectItem,
+};
+pub use exec::{execute, Column, ExecOptions, Hop, ResultSet};
+pub use parser::parse;
+pub use render::{render_csv, render_json};
+
+use std::fmt;
+
+/// A query error as the REST API reports it (always HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoqlError {
-    /// Error code.
+    /// `errorCode`: `MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`,
+    /// `INVALID_QUERY_FILTER_OPERATOR` or `UNSUPPORTED_API_VERSION`.
     pub code: &'static str,
-    /// Message.
+    /// `message`, worded as Salesforce words it.
     pub message: String,
 }
 
-/// A parsed query.
-#[derive(Debug, Clone)]
-pub struct Query {
-    /// Has OFFSET.
-    pub offset: Option<usize>,
-}
+/// `MALFORMED_QUERY`: the text is not valid SOQL (or uses a part the emulator does not support).
+pub const MALFORMED_QUERY: &str = "MALFORMED_QUERY";
+/// `INVALID_FIELD`: an unknown field or relationship, or a literal of the wrong type.
+pub const INVALID_FIELD: &str = "INVALID_FIELD";
+/// `INVALID_TYPE`: an unknown object.
+pub const INVALID_TYPE: &str = "INVALID_TYPE";
+/// `INVALID_QUERY_FILTER_OPERATOR`: e.g. a malformed id compared with an id field.
+pub const INVALID_QUERY_FILTER_OPERATOR: &str = "INVALID_QUERY_FILTER_OPERATOR";
+/// `UNSUPPORTED_API_VERSION`: a feature newer than the request's API version.
+pub const UNSUPPORTED_API_VERSION: &str = "UNSUPPORTED_API_VERSION";
 
-impl Query {
-    /// Whether the Bulk API refuses this query.
-    pub fn bulk_unsupported_reason(&self) -> Option<&'static str> {
-        None
+impl SoqlError {
+    /// An error with a plain message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        SoqlError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An error whose message points at a position of the query, in Salesforce's multi-line form:
+    /// `"\n<query line(s)>\n<spaces>^\nERROR at Row:r:Column:c\n<detail>"`.
+    pub fn located(code: &'static str, text: &str, offset: usize, detail: &str) -> Self {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let before = &text[..offset];
+        let row = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+        let shown = &text[..line_end];
+        let mut message = String::with_capacity(shown.len() + detail.len() + column + 40);
+        message.push('\n');
+        message.push_str(shown);
+        message.push('\n');
+        message.extend(std::iter::repeat_n(' ', column - 1));
+        message.push_str("^\nERROR at Row:");
+        message.push_str(&row.to_string());
+        message.push_str(":Column:");
+        message.push_str(&column.to_string());
+        message.push('\n');
+        message.push_str(detail);
+        SoqlError { code, message }
+    }
+
+    /// The HTTP status the REST API answers with.
+    pub fn status(&self) -> u16 {
+        400
     }
 }
 
-/// Execution options.
-#[derive(Debug, Clone)]
-pub struct ExecOptions {
-    /// queryAll.
-    pub include_deleted: bool,
-    /// Now.
-    pub now: i64,
-    /// Version.
-    pub api_version: f32,
+impl fmt::Display for SoqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
 }
 
-/// A result.
-#[derive(Debug, Clone)]
-pub struct ResultSet {
-    /// Object.
-    pub object: String,
-    /// COUNT().
-    pub count_only: bool,
-    /// Total.
-    pub total_size: usize,
-    /// Rows.
-    pub rows: Vec<u32>,
+impl std::error::Error for SoqlError {}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
-/// Parses.
-pub fn parse(_text: &str) -> Result<Query, SoqlError> {
-    Err(SoqlError {
-        code: "MALFORMED_QUERY",
-        message: "not yet".into(),
-    })
-}
-
-/// Executes.
-pub fn execute(_q: &Query, _org: &Org, _o: &ExecOptions) -> Result<ResultSet, SoqlError> {
-    Err(SoqlError {
-        code: "MALFORMED_QUERY",
-        message: "not yet".into(),
-    })
-}
-
-/// Renders JSON.
-pub fn render_json(_rs: &ResultSet, _org: &Org, _row: u32, _v: &str) -> serde_json::Value {
-    serde_json::Value::Null
-}
-
-/// Renders CSV.
-pub fn render_csv(_rs: &ResultSet, _org: &Org, _rows: &[u32], _d: u8, _crlf: bool) -> String {
-    String::new()
-}
+#[cfg(test)]
+mod tests_exec;
+#[cfg(test)]
+mod tests_parse;
+#[cfg(test)]
+mod tests_prop;

@@ -1,0 +1,464 @@
+//! Query execution: resolves the SELECT list, filters a table with the compiled WHERE, sorts row indices with precomputed keys, and applies OFFSET and LIMIT.
+
+use super::ast::{FieldsKind, Query, SelectItem};
+use super::compile::{cmp_sort, resolve, Accessor, Compiler, Mode, Step};
+use super::{SoqlError, INVALID_TYPE, MALFORMED_QUERY, UNSUPPORTED_API_VERSION};
+use crate::org::{Org, Record, Table};
+use crate::schema::FieldType;
+use crate::value::Value;
+use std::cmp::Ordering;
+
+/// How a query runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExecOptions {
+    /// `queryAll`: include records in the recycle bin (`IsDeleted = true`).
+    pub include_deleted: bool,
+    /// The current time in epoch seconds, for `TODAY`, `LAST_N_DAYS:n` and friends (UTC days).
+    pub now: i64,
+    /// The request's API version (e.g. `59.0`).
+    pub api_version: f32,
+}
+
+/// One hop from a record to its parent through a reference field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// Position of the reference field in the child object.
+    pub reference: usize,
+    /// Canonical relationship name (`Owner`).
+    pub relationship: String,
+    /// Canonical name of the parent object (`User`).
+    pub object: String,
+}
+
+/// One selected column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Canonical dotted path (`Id`, `Account.Name`), the CSV header.
+    pub header: String,
+    /// Parent hops, empty for a field of the queried object.
+    pub hops: Vec<Hop>,
+    /// Position of the field in the last object.
+    pub field: usize,
+    /// Canonical field name (`Name`).
+    pub name: String,
+    /// The field's type.
+    pub field_type: FieldType,
+}
+
+/// The outcome of a query: which records, in which order, and which columns to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultSet {
+    /// Canonical name of the queried object.
+    pub object: String,
+    /// Selected columns in SELECT order (empty for `COUNT()`).
+    pub columns: Vec<Column>,
+    /// `SELECT COUNT()`: only `total_size` matters and `rows` is empty.
+    pub count_only: bool,
+    /// `totalSize`: the number of rows the query returns (after OFFSET and LIMIT).
+    pub total_size: usize,
+    /// Indices into the object's `Table::records`, filtered, ordered, offset and limited.
+    pub rows: Vec<u32>,
+}
+
+/// Runs a parsed query against an org.
+pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet, SoqlError> {
+    let table = org.table(&query.object).ok_or_else(|| {
+        SoqlError::located(
+            INVALID_TYPE,
+            &query.text,
+            query.object_offset,
+            &format!(
+                "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.",
+                query.object
+            ),
+        )
+    })?;
+    if query.has_aggregates() && !query.is_count() {
+        return Err(SoqlError::new(
+            MALFORMED_QUERY,
+            "Aggregate functions and GROUP BY are not supported by the emulator",
+        ));
+    }
+    check_fields_function(query, opts)?;
+    let columns = columns(query, org, table)?;
+    let compiler = Compiler {
+        query,
+        org,
+        root: table,
+        now: opts.now,
+    };
+    let pred = query
+        .condition
+        .as_ref()
+        .map(|c| compiler.condition(c))
+        .transpose()?;
+    let order: Vec<SortItem<'_>> = query
+        .order_by
+        .iter()
+        .map(|item| {
+            let r = resolve(query, org, table, &item.field)?;
+            Ok(SortItem {
+                mode: Mode::of(r.def.field_type),
+                acc: r.accessor(),
+                descending: item.descending,
+                nulls_first: item.nulls_first,
+            })
+        })
+        .collect::<Result<_, SoqlError>>()?;
+
+    let offset = query.offset.map_or(0, |o| o as usize);
+    let limit = query.limit.map_or(usize::MAX, |l| l as usize);
+    let wanted = offset.saturating_add(limit);
+    // Without ORDER BY, rows come in creation order and the scan can stop early.
+    let stop_after = if order.is_empty() { wanted } else { usize::MAX };
+
+    let records = &table.records;
+    let mut rows: Vec<u32> = Vec::new();
+    let mut count = 0usize;
+    for (i, record) in records.iter().enumerate() {
+        if count >= stop_after {
+            break;
+        }
+        if record.purged || (!opts.include_deleted && record.is_deleted()) {
+            continue;
+        }
+        if let Some(p) = &pred {
+            if !p.eval(record) {
+                continue;
+            }
+        }
+        count += 1;
+        if !query.is_count() {
+            rows.push(i as u32);
+        }
+    }
+
+    if query.is_count() {
+        let total = count.saturating_sub(offset).min(limit);
+        return Ok(ResultSet {
+            object: table.schema.name.clone(),
+            columns,
+            count_only: true,
+            total_size: total,
+            rows: Vec::new(),
+        });
+    }
+    if !order.is_empty() {
+        rows = sort_rows(rows, records, &order, wanted);
+    }
+    let rows: Vec<u32> = if offset > 0 || rows.len() > limit {
+        rows.into_iter().skip(offset).take(limit).collect()
+    } else {
+        rows
+    };
+    Ok(ResultSet {
+        object: table.schema.name.clone(),
+        columns,
+        count_only: false,
+        total_size: rows.len(),
+        rows,
+    })
+}
+
+fn check_fields_function(query: &Query, opts: &ExecOptions) -> Result<(), SoqlError> {
+    let mut needs_limit = false;
+    let mut any = false;
+    for item in &query.select {
+        if let SelectItem::Fields { kind, .. } = item {
+            any = true;
+            needs_limit |= matches!(kind, FieldsKind::All | FieldsKind::Custom);
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    if opts.api_version < 51.0 {
+        return Err(SoqlError::new(
+            UNSUPPORTED_API_VERSION,
+            format!(
+                "The SOQL FIELDS function is not supported in API version {:.1}. Use API version 51.0 or later.",
+                opts.api_version
+            ),
+        ));
+    }
+    if needs_limit && query.limit.is_none_or(|l| l > 200) {
+        return Err(SoqlError::new(
+            MALFORMED_QUERY,
+            "The SOQL FIELDS function must have a LIMIT of at most 200",
+        ));
+    }
+    Ok(())
+}
+
+fn columns(query: &Query, org: &Org, table: &Table) -> Result<Vec<Column>, SoqlError> {
+    let mut out: Vec<Column> = Vec::new();
+    let direct = |i: usize| {
+        let f = &table.schema.fields[i];
+        Column {
+            header: f.name.clone(),
+            hops: Vec::new(),
+            field: i,
+            name: f.name.clone(),
+            field_type: f.field_type,
+        }
+    };
+    for item in &query.select {
+        match item {
+            SelectItem::Count | SelectItem::Aggregate { .. } => {}
+            SelectItem::Fields { kind, .. } => {
+                for (i, f) in table.schema.fields.iter().enumerate() {
+                    let take = match kind {
+                        FieldsKind::All => true,
+                        FieldsKind::Standard => !f.custom,
+                        FieldsKind::Custom => f.custom,
+                    };
+                    if take && !out.iter().any(|c| c.header == f.name) {
+                        out.push(direct(i));
+                    }
+                }
+            }
+            SelectItem::Field(path) => {
+                let r = resolve(query, org, table, path)?;
+                if out
+                    .iter()
+                    .any(|c| c.header.eq_ignore_ascii_case(&r.canonical))
+                {
+                    return Err(SoqlError::located(
+                        MALFORMED_QUERY,
+                        &query.text,
+                        path.offset,
+                        &format!("duplicate field selected: {}", r.canonical),
+                    ));
+                }
+                out.push(Column {
+                    header: r.canonical.clone(),
+                    hops: r
+                        .hops
+                        .iter()
+                        .map(|(reference, relationship, t)| Hop {
+                            reference: *reference,
+                            relationship: relationship.clone(),
+                            object: t.schema.name.clone(),
+                        })
+                        .collect(),
+                    field: r.field,
+                    name: r.def.name.clone(),
+                    field_type: r.def.field_type,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An accessor for a result column, for rendering; `None` if a parent table disappeared.
+pub(crate) fn column_accessor<'a>(org: &'a Org, col: &Column) -> Option<Accessor<'a>> {
+    let steps = col
+        .hops
+        .iter()
+        .map(|h| {
+            org.table(&h.object).map(|table| Step {
+                reference: h.reference,
+                table,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Accessor {
+        steps,
+        field: col.field,
+    })
+}
+
+struct SortItem<'a> {
+    acc: Accessor<'a>,
+    mode: Mode,
+    descending: bool,
+    nulls_first: bool,
+}
+
+impl<'a> SortItem<'a> {
+    fn cmp(&self, a: &'a Record, b: &'a Record) -> Ordering {
+        let (va, vb) = (self.acc.get(a), self.acc.get(b));
+        match (va.is_null(), vb.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if self.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if self.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, false) => {
+                let c = cmp_sort(self.mode, va, vb);
+                if self.descending {
+                    c.reverse()
+                } else {
+                    c
+                }
+            }
+        }
+    }
+
+    /// A `u64` per row that never contradicts `cmp` (a smaller key means an earlier row);
+    /// `exact` when equal keys also mean equal values.
+    fn keys(&self, rows: &[u32], records: &'a [Record]) -> (Vec<u64>, bool) {
+        let value = |i: u32| self.acc.get(&records[i as usize]);
+        // Pass 1: which kind of values, any nulls, and (for text) the common prefix.
+        let mut kind: Option<u8> = None;
+        let mut mixed = false;
+        let mut has_null = false;
+        let mut first_text: Option<&str> = None;
+        let mut prefix = usize::MAX;
+        let fold = self.mode != Mode::Id;
+        for &i in rows {
+            let v = value(i);
+            let k = match v {
+                Value::Null => {
+                    has_null = true;
+                    continue;
+                }
+                Value::Int(_) => 1,
+                Value::DateTime(_) => 6,
+                Value::Date(_) => 2,
+                Value::Bool(_) => 3,
+                Value::Num(_) => 4,
+                Value::Str(s) => {
+                    match first_text {
+                        None => {
+                            first_text = Some(s.as_str());
+                            prefix = s.len();
+                        }
+                        Some(f) => {
+                            let common = f
+                                .bytes()
+                                .zip(s.bytes())
+                                .take(prefix)
+                                .take_while(|(a, b)| {
+                                    if fold {
+                                        a.eq_ignore_ascii_case(b)
+                                    } else {
+                                        a == b
+                                    }
+                                })
+                                .count();
+                            prefix = prefix.min(common);
+                        }
+                    }
+                    5
+                }
+            };
+            match kind {
+                None => kind = Some(k),
+                Some(prev) if prev != k => mixed = true,
+                _ => {}
+            }
+        }
+        if mixed {
+            return (vec![0; rows.len()], false);
+        }
+        let prefix = if prefix == usize::MAX { 0 } else { prefix };
+        let null_key = if self.nulls_first { 0 } else { u64::MAX };
+        const SIGN: u64 = 1 << 63;
+        let keys = rows
+            .iter()
+            .map(|&i| {
+                let raw = match value(i) {
+                    Value::Null => return null_key,
+                    Value::Int(n) | Value::DateTime(n) => (*n as u64) ^ SIGN,
+                    Value::Date(d) => (i64::from(*d) as u64) ^ SIGN,
+                    Value::Bool(b) => u64::from(*b),
+                    Value::Num(f) => {
+                        let bits = f.to_bits();
+                        if bits & SIGN != 0 {
+                            !bits
+                        } else {
+                            bits | SIGN
+                        }
+                    }
+                    Value::Str(s) => {
+                        let mut buf = [0u8; 8];
+                        for (slot, b) in buf.iter_mut().zip(s.as_bytes().iter().skip(prefix)) {
+                            *slot = if fold { b.to_ascii_lowercase() } else { *b };
+                        }
+                        u64::from_be_bytes(buf)
+                    }
+                };
+                if self.descending {
+                    !raw
+                } else {
+                    raw
+                }
+            })
+            .collect();
+        let exact = !has_null && kind != Some(5);
+        (keys, exact)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    k0: u64,
+    k1: u64,
+    row: u32,
+}
+
+/// Orders rows by the ORDER BY items (ties in creation order); only the first `wanted` rows
+/// need to be right.
+fn sort_rows<'a>(
+    rows: Vec<u32>,
+    records: &'a [Record],
+    order: &[SortItem<'a>],
+    wanted: usize,
+) -> Vec<u32> {
+    let (k0, exact0) = order[0].keys(&rows, records);
+    let (k1, exact1) = match order.get(1) {
+        Some(item) => item.keys(&rows, records),
+        None => (vec![0; rows.len()], true),
+    };
+    let mut entries: Vec<Entry> = rows
+        .iter()
+        .zip(k0)
+        .zip(k1)
+        .map(|((&row, k0), k1)| Entry { k0, k1, row })
+        .collect();
+    let rest = order.get(2..).unwrap_or_default();
+    let cmp = |a: &Entry, b: &Entry| -> Ordering {
+        let (ra, rb) = (&records[a.row as usize], &records[b.row as usize]);
+        a.k0.cmp(&b.k0)
+            .then_with(|| {
+                if exact0 {
+                    Ordering::Equal
+                } else {
+                    order[0].cmp(ra, rb)
+                }
+            })
+            .then_with(|| a.k1.cmp(&b.k1))
+            .then_with(|| match order.get(1) {
+                Some(item) if !exact1 => item.cmp(ra, rb),
+                _ => Ordering::Equal,
+            })
+            .then_with(|| {
+                rest.iter()
+                    .map(|item| item.cmp(ra, rb))
+                    .find(|c| c.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
+            .then(a.row.cmp(&b.row))
+    };
+    if wanted < entries.len() {
+        if wanted == 0 {
+            return Vec::new();
+        }
+        entries.select_nth_unstable_by(wanted - 1, cmp);
+        entries.truncate(wanted);
+    }
+    entries.sort_unstable_by(cmp);
+    entries.into_iter().map(|e| e.row).collect()
+}
