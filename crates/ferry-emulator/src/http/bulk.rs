@@ -55,6 +55,26 @@ fn invalid_job(message: &str) -> Response {
     sf_error(StatusCode::BAD_REQUEST, INVALID_JOB, message)
 }
 
+/// A refused request (always a 400), turned into a REST error array when answered.
+#[derive(Debug)]
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn invalid_job(message: impl Into<String>) -> Self {
+        Refusal {
+            code: INVALID_JOB,
+            message: message.into(),
+        }
+    }
+
+    fn response(self) -> Response {
+        sf_error(StatusCode::BAD_REQUEST, self.code, &self.message)
+    }
+}
+
 /// The column delimiters Bulk API 2.0 accepts, with the byte each one stands for.
 const DELIMITERS: [(&str, u8); 6] = [
     ("COMMA", b','),
@@ -82,41 +102,46 @@ struct JobSpec {
 }
 
 /// Reads an optional string property, refusing any other JSON type.
-fn opt_str<'a>(body: &'a Map<String, J>, key: &str) -> Result<Option<&'a str>, Response> {
+fn opt_str<'a>(body: &'a Map<String, J>, key: &str) -> Result<Option<&'a str>, Refusal> {
     match body.get(key) {
         None | Some(J::Null) => Ok(None),
         Some(J::String(s)) => Ok(Some(s)),
-        Some(other) => Err(invalid_job(&format!(
+        Some(other) => Err(Refusal::invalid_job(format!(
             "Invalid value for {key}: {other}; expected a string"
         ))),
     }
 }
 
 impl JobSpec {
-    fn from_body(bytes: &[u8]) -> Result<JobSpec, Response> {
-        let body: J = errors::parse_body(bytes)?;
+    fn from_body(bytes: &[u8]) -> Result<JobSpec, Refusal> {
+        let parser_error = |message: String| Refusal {
+            code: "JSON_PARSER_ERROR",
+            message,
+        };
+        let body: J = serde_json::from_slice(bytes)
+            .map_err(|e| parser_error(format!("Unexpected character: {e}")))?;
         let J::Object(body) = body else {
-            return Err(errors::json_parser_error(
-                "Expected a JSON object describing the job",
+            return Err(parser_error(
+                "Expected a JSON object describing the job".into(),
             ));
         };
         let operation = match opt_str(&body, "operation")? {
-            None => return Err(invalid_job("Missing required field: operation")),
+            None => return Err(Refusal::invalid_job("Missing required field: operation")),
             Some(op @ ("query" | "queryAll")) => op.to_string(),
             Some(op) => {
-                return Err(invalid_job(&format!(
+                return Err(Refusal::invalid_job(format!(
                     "Invalid operation: {op}. A query job's operation must be query or queryAll"
                 )))
             }
         };
         let query = match opt_str(&body, "query")? {
             Some(q) if !q.trim().is_empty() => q.to_string(),
-            _ => return Err(invalid_job("Missing required field: query")),
+            _ => return Err(Refusal::invalid_job("Missing required field: query")),
         };
         match opt_str(&body, "contentType")? {
             None | Some("CSV") => {}
             Some(other) => {
-                return Err(invalid_job(&format!(
+                return Err(Refusal::invalid_job(format!(
                     "Invalid contentType: {other}. Only CSV is supported"
                 )))
             }
@@ -125,7 +150,7 @@ impl JobSpec {
             None => "COMMA".to_string(),
             Some(d) if DELIMITERS.iter().any(|(n, _)| *n == d) => d.to_string(),
             Some(d) => {
-                return Err(invalid_job(&format!(
+                return Err(Refusal::invalid_job(format!(
                     "Invalid columnDelimiter: {d}. Use one of COMMA, TAB, PIPE, SEMICOLON, CARET, BACKQUOTE"
                 )))
             }
@@ -134,7 +159,7 @@ impl JobSpec {
             None => "LF".to_string(),
             Some(l @ ("LF" | "CRLF")) => l.to_string(),
             Some(l) => {
-                return Err(invalid_job(&format!(
+                return Err(Refusal::invalid_job(format!(
                     "Invalid lineEnding: {l}. Use LF or CRLF"
                 )))
             }
@@ -236,7 +261,7 @@ async fn create_job(
 ) -> Response {
     let spec = match JobSpec::from_body(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let parsed = match soql::parse(&spec.query) {
         Ok(q) => q,
@@ -415,7 +440,7 @@ fn decode_locator(locator: &str) -> Option<usize> {
 }
 
 /// `locator` and `maxRecords` of a results request.
-fn page_params(raw: Option<&str>) -> Result<(usize, Option<String>), Response> {
+fn page_params(raw: Option<&str>) -> Result<(usize, Option<String>), Refusal> {
     let mut max = DEFAULT_PAGE_SIZE;
     let mut locator = None;
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
@@ -427,7 +452,7 @@ fn page_params(raw: Option<&str>) -> Result<(usize, Option<String>), Response> {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or_else(|| {
-                        invalid_job(&format!(
+                        Refusal::invalid_job(format!(
                             "Invalid maxRecords: {v}. It must be a positive integer"
                         ))
                     })?;
@@ -463,7 +488,7 @@ async fn job_results(
 ) -> Response {
     let (max, locator) = match page_params(raw.as_deref()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let (result, delimiter, crlf) = {
         let data = ctx.state.data.read();
