@@ -1,6 +1,6 @@
 //! Name resolution and WHERE compilation: field paths become index chains over the org's tables, literals are coerced to field types, and the condition becomes a predicate tree evaluated per record without allocating.
 
-use super::ast::{CompareOp, Condition, FieldPath, Literal, LiteralValue, Query, RelativeDate};
+use super::ast::{CompareOp, Condition, FieldPath, Literal, LiteralValue, Query};
 use super::like::LikePattern;
 use super::{SoqlError, INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR, MALFORMED_QUERY};
 use crate::ids;
@@ -192,14 +192,10 @@ pub(crate) fn resolve<'a>(
         hops.push((index, rel_name, target));
         table = target;
     }
-    let field = table.schema.field_index(last).ok_or_else(|| {
-        let shown = if rels.is_empty() {
-            last.clone()
-        } else {
-            path.joined()
-        };
-        no_such_column(query, path.offset, &shown, &table.schema.name)
-    })?;
+    let field = table
+        .schema
+        .field_index(last)
+        .ok_or_else(|| no_such_column(query, path.offset, last, &table.schema.name))?;
     let def = &table.schema.fields[field];
     canonical.push_str(&def.name);
     Ok(Resolved {
@@ -235,7 +231,7 @@ pub(crate) enum Pred<'a> {
         lo: Value,
         hi: Value,
     },
-    /// `field [NOT] IN (…)`.
+    /// `field [NOT] IN (…)`; `values` are sorted by `cmp_filter`.
     In {
         acc: Accessor<'a>,
         mode: Mode,
@@ -303,8 +299,8 @@ impl<'a> Pred<'a> {
                     *nulls
                 } else {
                     values
-                        .iter()
-                        .any(|lit| cmp_filter(*mode, v, lit) == Ordering::Equal)
+                        .binary_search_by(|lit| cmp_filter(*mode, lit, v))
+                        .is_ok()
                         || ranges.iter().any(|(lo, hi)| {
                             v.cmp_for_sort(lo) != Ordering::Less
                                 && v.cmp_for_sort(hi) == Ordering::Less
@@ -400,9 +396,12 @@ impl<'a> Compiler<'_, 'a> {
                         Coerced::Range(lo, hi) => ranges.push((lo, hi)),
                     }
                 }
+                let mode = Mode::of(r.def.field_type);
+                // Sorted once so each row is a binary search, even for long id lists.
+                lits.sort_by(|a, b| cmp_filter(mode, a, b));
                 Pred::In {
                     acc: r.accessor(),
-                    mode: Mode::of(r.def.field_type),
+                    mode,
                     negated: *negated,
                     values: lits,
                     ranges,
@@ -481,7 +480,7 @@ impl<'a> Compiler<'_, 'a> {
             }
             (LiteralValue::DateTime(s), FieldType::Datetime) => Coerced::Value(Value::DateTime(*s)),
             (LiteralValue::Relative(rel), FieldType::Datetime) => {
-                let (from, to) = rel_days(*rel);
+                let (from, to) = rel.day_range();
                 Coerced::Range(
                     Value::DateTime((day + from).saturating_mul(86_400)),
                     Value::DateTime((day + to).saturating_mul(86_400)),
@@ -490,7 +489,7 @@ impl<'a> Compiler<'_, 'a> {
             (_, FieldType::Datetime) => return Err(wrong("dateTime", false)),
             (LiteralValue::Date(d), FieldType::Date) => Coerced::Value(Value::Date(*d)),
             (LiteralValue::Relative(rel), FieldType::Date) => {
-                let (from, to) = rel_days(*rel);
+                let (from, to) = rel.day_range();
                 let clamp =
                     |d: i64| Value::Date(d.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
                 Coerced::Range(clamp(day + from), clamp(day + to))
@@ -499,8 +498,4 @@ impl<'a> Compiler<'_, 'a> {
             _ => return Err(wrong(ft.as_str(), false)),
         })
     }
-}
-
-fn rel_days(rel: RelativeDate) -> (i64, i64) {
-    rel.day_range()
 }

@@ -192,6 +192,7 @@ fn check_fields_function(query: &Query, opts: &ExecOptions) -> Result<(), SoqlEr
 
 fn columns(query: &Query, org: &Org, table: &Table) -> Result<Vec<Column>, SoqlError> {
     let mut out: Vec<Column> = Vec::new();
+    let mut explicit: Vec<String> = Vec::new();
     let direct = |i: usize| {
         let f = &table.schema.fields[i];
         Column {
@@ -219,16 +220,18 @@ fn columns(query: &Query, org: &Org, table: &Table) -> Result<Vec<Column>, SoqlE
             }
             SelectItem::Field(path) => {
                 let r = resolve(query, org, table, path)?;
-                if out
-                    .iter()
-                    .any(|c| c.header.eq_ignore_ascii_case(&r.canonical))
-                {
+                if explicit.contains(&r.canonical) {
                     return Err(SoqlError::located(
                         MALFORMED_QUERY,
                         &query.text,
                         path.offset,
                         &format!("duplicate field selected: {}", r.canonical),
                     ));
+                }
+                explicit.push(r.canonical.clone());
+                if out.iter().any(|c| c.header == r.canonical) {
+                    // Already selected through FIELDS(…).
+                    continue;
                 }
                 out.push(Column {
                     header: r.canonical.clone(),
@@ -309,26 +312,35 @@ impl<'a> SortItem<'a> {
     /// A `u64` per row that never contradicts `cmp` (a smaller key means an earlier row);
     /// `exact` when equal keys also mean equal values.
     fn keys(&self, rows: &[u32], records: &'a [Record]) -> (Vec<u64>, bool) {
+        const SIGN: u64 = 1 << 63;
+        const TEXT: u8 = 5;
         let value = |i: u32| self.acc.get(&records[i as usize]);
-        // Pass 1: which kind of values, any nulls, and (for text) the common prefix.
+        let null_key = if self.nulls_first { 0 } else { u64::MAX };
+        let fold = self.mode != Mode::Id;
+        let flip = |raw: u64| if self.descending { !raw } else { raw };
+        // One pass computes the keys of non-text values and learns the kind of values, whether
+        // any is null, and (for text) the prefix all values share.
         let mut kind: Option<u8> = None;
         let mut mixed = false;
         let mut has_null = false;
         let mut first_text: Option<&str> = None;
         let mut prefix = usize::MAX;
-        let fold = self.mode != Mode::Id;
+        let mut keys: Vec<u64> = Vec::with_capacity(rows.len());
         for &i in rows {
-            let v = value(i);
-            let k = match v {
+            let (k, raw) = match value(i) {
                 Value::Null => {
                     has_null = true;
+                    keys.push(null_key);
                     continue;
                 }
-                Value::Int(_) => 1,
-                Value::DateTime(_) => 6,
-                Value::Date(_) => 2,
-                Value::Bool(_) => 3,
-                Value::Num(_) => 4,
+                Value::Int(n) => (1, (*n as u64) ^ SIGN),
+                Value::DateTime(n) => (6, (*n as u64) ^ SIGN),
+                Value::Date(d) => (2, (i64::from(*d) as u64) ^ SIGN),
+                Value::Bool(b) => (3, u64::from(*b)),
+                Value::Num(f) => {
+                    let bits = f.to_bits();
+                    (4, if bits & SIGN != 0 { !bits } else { bits | SIGN })
+                }
                 Value::Str(s) => {
                     match first_text {
                         None => {
@@ -351,9 +363,10 @@ impl<'a> SortItem<'a> {
                             prefix = prefix.min(common);
                         }
                     }
-                    5
+                    (TEXT, 0)
                 }
             };
+            keys.push(flip(raw));
             match kind {
                 None => kind = Some(k),
                 Some(prev) if prev != k => mixed = true,
@@ -363,42 +376,20 @@ impl<'a> SortItem<'a> {
         if mixed {
             return (vec![0; rows.len()], false);
         }
-        let prefix = if prefix == usize::MAX { 0 } else { prefix };
-        let null_key = if self.nulls_first { 0 } else { u64::MAX };
-        const SIGN: u64 = 1 << 63;
-        let keys = rows
-            .iter()
-            .map(|&i| {
-                let raw = match value(i) {
-                    Value::Null => return null_key,
-                    Value::Int(n) | Value::DateTime(n) => (*n as u64) ^ SIGN,
-                    Value::Date(d) => (i64::from(*d) as u64) ^ SIGN,
-                    Value::Bool(b) => u64::from(*b),
-                    Value::Num(f) => {
-                        let bits = f.to_bits();
-                        if bits & SIGN != 0 {
-                            !bits
-                        } else {
-                            bits | SIGN
-                        }
+        if kind == Some(TEXT) {
+            let prefix = if prefix == usize::MAX { 0 } else { prefix };
+            for (key, &i) in keys.iter_mut().zip(rows) {
+                if let Value::Str(s) = value(i) {
+                    let mut buf = [0u8; 8];
+                    for (slot, b) in buf.iter_mut().zip(s.as_bytes().iter().skip(prefix)) {
+                        *slot = if fold { b.to_ascii_lowercase() } else { *b };
                     }
-                    Value::Str(s) => {
-                        let mut buf = [0u8; 8];
-                        for (slot, b) in buf.iter_mut().zip(s.as_bytes().iter().skip(prefix)) {
-                            *slot = if fold { b.to_ascii_lowercase() } else { *b };
-                        }
-                        u64::from_be_bytes(buf)
-                    }
-                };
-                if self.descending {
-                    !raw
-                } else {
-                    raw
+                    *key = flip(u64::from_be_bytes(buf));
                 }
-            })
-            .collect();
-        let exact = !has_null && kind != Some(5);
-        (keys, exact)
+            }
+            return (keys, false);
+        }
+        (keys, !has_null)
     }
 }
 

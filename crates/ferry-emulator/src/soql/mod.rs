@@ -103,4 +103,6 @@ mod tests_exec;
 #[cfg(test)]
 mod tests_parse;
 #[cfg(test)]
+mod tests_perf;
+#[cfg(test)]
 mod tests_prop;

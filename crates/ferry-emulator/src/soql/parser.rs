@@ -119,8 +119,9 @@ impl Parser<'_> {
         let select = self.select_list()?;
         self.expect_keyword("from")?;
         let object_offset = self.offset();
+        // Reserved words are allowed here so that `FROM Order` reports an unknown object.
         let object = match self.bump() {
-            Tok::Ident(name) if !is_reserved(&name) => name,
+            Tok::Ident(name) => name,
             _ => {
                 self.pos = self.pos.saturating_sub(1);
                 return Err(self.unexpected());
@@ -139,6 +140,14 @@ impl Parser<'_> {
         } else {
             None
         };
+        if self.is_keyword("with") {
+            self.pos += 1;
+            let known = ["security_enforced", "user_mode", "system_mode"];
+            match self.peek() {
+                Tok::Ident(w) if known.iter().any(|k| k.eq_ignore_ascii_case(w)) => self.pos += 1,
+                _ => return Err(self.unexpected()),
+            }
+        }
         let mut group_by = Vec::new();
         if self.is_keyword("group") && self.is_keyword_at(1, "by") {
             self.pos += 2;
@@ -185,6 +194,15 @@ impl Parser<'_> {
         } else {
             None
         };
+        if self.is_keyword("for") {
+            self.pos += 1;
+            if !(self.eat_keyword("view")
+                || self.eat_keyword("reference")
+                || self.eat_keyword("update"))
+            {
+                return Err(self.unexpected());
+            }
+        }
         if self.peek() != &Tok::Eof {
             return Err(self.unexpected());
         }

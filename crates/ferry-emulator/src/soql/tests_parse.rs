@@ -247,6 +247,20 @@ fn error_messages_point_at_the_token() {
 }
 
 #[test]
+fn ignored_clauses_and_reserved_object_names() {
+    let q = ok("SELECT Id FROM Account WHERE Name = 'x' WITH SECURITY_ENFORCED ORDER BY Id LIMIT 1 FOR VIEW");
+    assert_eq!(q.limit, Some(1));
+    ok("SELECT Id FROM Account WITH USER_MODE");
+    ok("SELECT Id FROM Account FOR REFERENCE");
+    assert_eq!(ok("SELECT Id FROM Order").object, "Order");
+    assert_eq!(
+        err("SELECT Id FROM Account WITH NOTHING").code,
+        MALFORMED_QUERY
+    );
+    assert_eq!(err("SELECT Id FROM Account FOR").code, MALFORMED_QUERY);
+}
+
+#[test]
 fn offset_2000_is_allowed() {
     assert_eq!(ok("SELECT Id FROM Account OFFSET 2000").offset, Some(2000));
 }
