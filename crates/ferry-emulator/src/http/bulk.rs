@@ -188,6 +188,14 @@ fn soql_error(e: soql::SoqlError) -> Response {
     sf_error(StatusCode::BAD_REQUEST, e.code, &e.message)
 }
 
+fn internal_error() -> Response {
+    sf_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "UNKNOWN_EXCEPTION",
+        "An unexpected error occurred. Please include this ErrorId if you contact support",
+    )
+}
+
 fn limit_exceeded() -> Response {
     sf_error(
         StatusCode::FORBIDDEN,
@@ -253,6 +261,14 @@ fn job_json(job: &BulkJob, view: View) -> J {
     J::Object(m)
 }
 
+/// Why running a new job's query failed.
+#[derive(Debug)]
+enum RunFailure {
+    NoOrg,
+    Limit,
+    Query(soql::SoqlError),
+}
+
 async fn create_job(
     State(ctx): State<Ctx>,
     Extension(session): Extension<Session>,
@@ -271,24 +287,34 @@ async fn create_job(
         return sf_error(StatusCode::BAD_REQUEST, "API_ERROR", reason);
     }
     let now = ctx.state.clock.now_secs();
-    // Run the query under the read lock; take the write lock only to count and store the job.
-    let result = {
-        let data = ctx.state.data.read();
-        let Some(org) = data.orgs.get(&session.org_id) else {
-            return errors::invalid_session();
+    // Run the query (off the async workers: it may scan a large table) under the read lock;
+    // take the write lock only to count and store the job.
+    let state = ctx.state.clone();
+    let org_id = session.org_id.clone();
+    let opts = soql::ExecOptions {
+        include_deleted: spec.operation == "queryAll",
+        now,
+        api_version: v.number(),
+    };
+    let ran = tokio::task::spawn_blocking(move || {
+        let data = state.data.read();
+        let Some(org) = data.orgs.get(&org_id) else {
+            return Err(RunFailure::NoOrg);
         };
         if org.bulk_used >= org.bulk_daily_limit {
-            return limit_exceeded();
+            return Err(RunFailure::Limit);
         }
-        let opts = soql::ExecOptions {
-            include_deleted: spec.operation == "queryAll",
-            now,
-            api_version: v.number(),
-        };
-        match soql::execute(&parsed, org, &opts) {
-            Ok(rs) => Arc::new(rs),
-            Err(e) => return soql_error(e),
-        }
+        soql::execute(&parsed, org, &opts)
+            .map(Arc::new)
+            .map_err(RunFailure::Query)
+    })
+    .await;
+    let result = match ran {
+        Ok(Ok(rs)) => rs,
+        Ok(Err(RunFailure::NoOrg)) => return errors::invalid_session(),
+        Ok(Err(RunFailure::Limit)) => return limit_exceeded(),
+        Ok(Err(RunFailure::Query(e))) => return soql_error(e),
+        Err(_) => return internal_error(),
     };
     let mut data = ctx.state.data.write();
     let data = &mut *data;
@@ -544,13 +570,7 @@ async fn job_results(
     let csv = match rendered {
         Ok(Some(csv)) => csv,
         Ok(None) => return errors::invalid_session(),
-        Err(_) => {
-            return sf_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "UNKNOWN_EXCEPTION",
-                "An unexpected error occurred while rendering the results",
-            )
-        }
+        Err(_) => return internal_error(),
     };
     let served = end - offset;
     ctx.state
