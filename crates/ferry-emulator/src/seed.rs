@@ -253,7 +253,7 @@ fn seed_object(
         t.reserve(n);
     }
     let span: i64 = 30 * 86_400;
-    let mut rng = Rng(0x5EED ^ (existing as u64) ^ object.len() as u64 * 7919);
+    let mut rng = Rng(0x5EED ^ (existing as u64) ^ (object.len() as u64 * 7919));
     for i in 0..n {
         let seq = existing + i;
         let mut v = vec![Value::Null; schema.fields.len()];

@@ -701,7 +701,7 @@ struct ClockRequest {
 
 fn clock_json(ctx: &Ctx) -> J {
     json!({
-        "now": chrono::DateTime::<chrono::Utc>::from(ctx.state.clock.now()).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "now": ctx.state.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "frozen": ctx.state.clock.is_frozen(),
     })
 }

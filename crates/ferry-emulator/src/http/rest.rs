@@ -896,7 +896,7 @@ fn run_query(
     let batch = batch_size(headers);
     let locator = if !result.count_only && result.rows.len() > batch {
         let n = ctx.state.next_cursor.fetch_add(1, Ordering::Relaxed) + 1;
-        let cursor_id = format!("{}", &ids::make_id("01g", "5g", n)[..15]);
+        let cursor_id = ids::make_id("01g", "5g", n)[..15].to_string();
         let mut cursors = ctx.state.cursors.lock();
         cursors.retain(|_, c| now - c.touched_at < LOCATOR_TTL_SECS);
         cursors.insert(
