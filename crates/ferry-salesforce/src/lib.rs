@@ -1,1 +1,3 @@
 //! Ferry's Salesforce client: OAuth endpoints, REST, Bulk API 2.0, error classification, id and datetime helpers.
+
+pub mod oauth;
