@@ -1045,12 +1045,13 @@ async fn token_response_shape_signature_and_scopes() {
     );
     let text = resp.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
-    // Field order as Salesforce sends it (no id_token: see the report).
+    // Field order as Salesforce sends it.
     let keys = [
         "\"access_token\"",
         "\"refresh_token\"",
         "\"signature\"",
         "\"scope\"",
+        "\"id_token\"",
         "\"instance_url\"",
         "\"id\"",
         "\"token_type\"",
@@ -1084,6 +1085,7 @@ async fn token_response_shape_signature_and_scopes() {
     // Without refresh_token/offline_access there is no refresh token.
     let t = tokens(&emu, &[("scope", "api id")]).await;
     assert!(t.get("refresh_token").is_none());
+    assert!(t.get("id_token").is_none(), "id_token only with openid");
     assert_eq!(t["scope"], "api id");
     let t = tokens(&emu, &[("scope", "api offline_access")]).await;
     assert!(t["refresh_token"].is_string());
@@ -1403,5 +1405,75 @@ async fn stats_count_token_requests() {
     assert_eq!(s["token_requests"]["refresh_token"]["ok"], 2);
     assert_eq!(s["token_requests"]["refresh_token"]["failed"], 1);
     assert_eq!(s["token_requests"]["client_credentials"]["failed"], 1);
+    emu.shutdown();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. OpenID Connect
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn id_token_is_an_rs256_jwt_verified_by_the_published_keys() {
+    let emu = emulator().await;
+    let base = emu.production_url.clone();
+    let t = tokens(
+        &emu,
+        &[("scope", "api openid refresh_token"), ("nonce", "n-0S6")],
+    )
+    .await;
+    let jwt = t["id_token"].as_str().unwrap();
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(claims["sub"], t["id"]);
+    assert_eq!(claims["aud"], CLIENT_ID);
+    assert_eq!(claims["iss"], base.as_str());
+    assert_eq!(claims["nonce"], "n-0S6");
+    assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+
+    let jwks: Value = reqwest::get(format!("{base}/id/keys"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap();
+    let public = ring::signature::RsaPublicKeyComponents {
+        n: b64.decode(key["n"].as_str().unwrap()).unwrap(),
+        e: b64.decode(key["e"].as_str().unwrap()).unwrap(),
+    };
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let signature = b64.decode(parts[2]).unwrap();
+    public
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            signed.as_bytes(),
+            &signature,
+        )
+        .unwrap();
+    assert!(public
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            b"tampered",
+            &signature,
+        )
+        .is_err());
+
+    // A refresh with openid carries a new id_token, without nonce.
+    let (_, r) = refresh(&base, t["refresh_token"].as_str().unwrap()).await;
+    let claims: Value = serde_json::from_slice(
+        &b64.decode(r["id_token"].as_str().unwrap().split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(claims.get("nonce").is_none());
     emu.shutdown();
 }

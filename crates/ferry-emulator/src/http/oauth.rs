@@ -36,6 +36,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/services/oauth2/introspect", post(introspect))
         .route("/services/oauth2/revoke", post(revoke_post).get(revoke_get))
         .route("/services/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route("/id/keys", get(jwks))
         .route("/id/{org}/{user}", get(identity))
 }
 
@@ -791,6 +792,7 @@ fn code_grant(ctx: &Ctx, headers: &HeaderMap, form: &Params) -> Result<Response,
         &code.login_base,
         &scopes,
         issued,
+        code.nonce.as_deref(),
     ))
 }
 
@@ -867,6 +869,7 @@ fn refresh_grant(ctx: &Ctx, headers: &HeaderMap, form: &Params) -> Result<Respon
         &rt.login_base,
         &scopes,
         issued,
+        None,
     ))
 }
 
@@ -880,6 +883,7 @@ fn token_response(
     login_base: &str,
     scopes: &[String],
     issued: crate::state::IssuedTokens,
+    nonce: Option<&str>,
 ) -> Response {
     let id = identity_url(login_base, org_id, user_id);
     let issued_at = issued.issued_at_ms.to_string();
@@ -888,13 +892,26 @@ fn token_response(
         .get(org_id)
         .map(|o| ctx.state.instance_url(o))
         .unwrap_or_else(|| ctx.base_url());
+    let id_token = scopes
+        .iter()
+        .any(|s| s == "openid")
+        .then(|| {
+            id_token(
+                login_base,
+                &app.client_id,
+                &id,
+                &issued.access_token,
+                nonce,
+                issued.issued_at_ms.div_euclid(1000),
+            )
+        })
+        .flatten();
     let body = TokenResponse {
         access_token: issued.access_token,
         refresh_token: issued.refresh_token,
         signature: signature(&app.client_secret, &id, &issued_at),
         scope: scopes.join(" "),
-        // No RSA implementation is available to the emulator, so no id_token is minted.
-        id_token: None,
+        id_token,
         instance_url,
         id,
         token_type: "Bearer",
@@ -905,6 +922,113 @@ fn token_response(
     resp.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenID Connect id_token
+// ---------------------------------------------------------------------------------------------
+
+/// The key id (`kid`) of the emulator's id_token signing key, as published at `/id/keys`.
+pub const ID_TOKEN_KID: &str = "ferry-emulator-1";
+
+/// A 2048-bit RSA key (PKCS#1 DER, base64) generated with OpenSSL for the emulator only. It
+/// protects nothing: it exists so id_tokens are real RS256 JWTs a client can verify.
+const ID_TOKEN_KEY_DER_B64: &str = concat!(
+    "MIIEowIBAAKCAQEAlXVwXLIwGAnG8lG08P+2laU3scdOIuyK2uSpvcaRxgmsxQTovpu+EOCHWHsl",
+    "29ghevYbqL84dKXvMtHuhd48hNXX8aNeZufXqB+K3EtGc4BBTQzwg/wcQVvbywbjMtzC1omwHg5o",
+    "ZcabEQ4ceRii7cCUWvVQDMvHlpoPNt45ACAS56liHT6pnkQRsRJLvwPPYHMmUYGpbgYhBgypigOm",
+    "8uhFNq20Waotyrxq5nMrYcs9giRr8rtiWEkSQJvpNs1vlhz0tJRtVVDRG/yYMdvRhW1fyVAkTq3D",
+    "kh5V8+jTratQ6O2Sc/fvqw9Ql3REXHunBjye0J2jdZZoeT+tmHcDlwIDAQABAoIBAByfdBhci7de",
+    "z/oCSdvJrSb1kDf8ymsH0APhvNw6VhqOKcdFjGlMnFbRGTqJwxNaTfclgOCNVnuId8nMyJhcmkx6",
+    "Q7PkLKUai4OIHujXhbODAX6HFtzAAI1H0U0NkZ9hBfNeRRtMeRPcuD/I6w0J+dH8iqzsxBrfP+cI",
+    "tBc28cWjE+No5MZpDhLCnOC8gsids01v2KCQuYNlvRLZrsyVedxlzJd/pQa7CF9JVLBrbPu1hxnG",
+    "F2QdpbPxjUlq0guoEpLQkvFNJtU8ne3iZBvEt+qCxE6ZKb9P23sDcuaI+1QSkrEzDG44gimpXqIY",
+    "Z2YA7uTZblPUV224S6vTK3Fv86kCgYEAysC1KnwUtYctVgYGv/rgwHew/phOkcO6QQ3J1IinDohu",
+    "LcnnHsF5QIKRN0DiOTxqKHsTRS63mjJEqvZzuuFOIb58S1MmEHVrg9ujZtQWHhpeLs80u5DlHinv",
+    "UFaR5FbcZspHBYa2SF1sLAuexVTNoEDDngOYZ6YOriJrR35Kb9MCgYEAvLW3KnzhqEytc8hjXSgs",
+    "XF+WR8deQBwLSgAo2ow83orqLAo76pSJ9OyX4FS7PZdI6nQQQCfLh/0TXrlBi47UiZtvBVTyRBrf",
+    "wB2lnqYkwZwUS1J6Cwya4UYvBhBMWg3PaKp/B3Hbb/vV19hHxPEdO1acCouS7MBhiYG/bOw7hq0C",
+    "gYAQNghGNVWSjhRZ5HF1uCFwQiGsuZDOps+lk+ynSaXRy6bDknkgRGfleIsT1+Q+n039npmT1oBn",
+    "m81RvhLSxmDw4cIeY6+PcVP/XvhZqGt8TK9rHrYgqR0opEG2MrXHhAprTZEQKA07C/0yKFuxe25V",
+    "edgqMi9lWimiUq4xMS/ScQKBgDePyT5ZRpem++r7NUZYbbdE7Zp0uOtnVmuTYHP4lnNvs0MEQF/x",
+    "HC1g+9axG/AmevGM+rvo+6Quf2WEZigRBcL+YNHREQO8ZeTK1djAUlIvAkqrHgPi0jdB0taWNeTN",
+    "7COFD6HBhDqUi4HhzD/QPisadRclwTyz6AP0j8giReSBAoGBAJtP4rZ/+sE5s/wQbp8PTMznmXrf",
+    "8T3F1PjCkKjpuayf8oQ2iznJXZtlJIdDM/bXAVpKx9bq0JDPuiQ0P/hj7gVU3qyQTPFduxukaHay",
+    "O768ftV8Ch/SrlqSVCjzoJYgKY16zc1Fmh5E0uIA/3lNNIiJcvY1UpWm8sCHolX2UViO",
+);
+
+fn signing_key() -> Option<&'static ring::rsa::KeyPair> {
+    static KEY: std::sync::OnceLock<Option<ring::rsa::KeyPair>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(ID_TOKEN_KEY_DER_B64)
+            .ok()?;
+        ring::rsa::KeyPair::from_der(&der).ok()
+    })
+    .as_ref()
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Signs an OpenID Connect id_token: `sub` is the identity URL, `aud` the client id, `iss` the
+/// login base; `at_hash` binds it to the access token.
+fn id_token(
+    login_base: &str,
+    client_id: &str,
+    identity: &str,
+    access_token: &str,
+    nonce: Option<&str>,
+    now: i64,
+) -> Option<String> {
+    let key = signing_key()?;
+    let digest = Sha256::digest(access_token.as_bytes());
+    let mut claims = serde_json::json!({
+        "at_hash": b64url(&digest[..16]),
+        "sub": identity,
+        "aud": client_id,
+        "iss": login_base,
+        "exp": now + 300,
+        "iat": now,
+    });
+    if let (Some(n), Some(map)) = (nonce, claims.as_object_mut()) {
+        map.insert("nonce".into(), serde_json::Value::from(n));
+    }
+    let header = format!(r#"{{"kid":"{ID_TOKEN_KID}","typ":"JWT","alg":"RS256"}}"#);
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.as_bytes()),
+        b64url(&serde_json::to_vec(&claims).ok()?)
+    );
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut sig,
+    )
+    .ok()?;
+    Some(format!("{signing_input}.{}", b64url(&sig)))
+}
+
+/// `GET /id/keys`: the JSON Web Key Set that verifies id_tokens.
+async fn jwks() -> Response {
+    let keys: Vec<serde_json::Value> = signing_key()
+        .map(|key| {
+            let c: ring::rsa::PublicKeyComponents<Vec<u8>> = key.public().into();
+            serde_json::json!({
+                "kty": "RSA",
+                "n": b64url(&c.n),
+                "e": b64url(&c.e),
+                "alg": "RS256",
+                "use": "sig",
+                "kid": ID_TOKEN_KID,
+            })
+        })
+        .into_iter()
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({ "keys": keys }))
 }
 
 // ---------------------------------------------------------------------------------------------
