@@ -1477,3 +1477,25 @@ async fn id_token_is_an_rs256_jwt_verified_by_the_published_keys() {
     assert!(claims.get("nonce").is_none());
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn consent_without_a_session_asks_to_log_in() {
+    let emu = emulator().await;
+    let base = emu.production_url.clone();
+    let browser = Browser::new();
+    let page = browser.get(&authorize_url(&base, &[])).await;
+    let consent = browser
+        .login(
+            &base,
+            &page,
+            ferry_emulator::DEMO_USERNAME,
+            ferry_emulator::DEMO_PASSWORD,
+        )
+        .await;
+    // Another browser (no cookie) replays the consent form.
+    let stranger = Browser::new();
+    let page = stranger.decide(&base, &consent, "Allow").await;
+    assert!(page.location.is_none());
+    assert!(page.body.contains("id=\"username\""));
+    emu.shutdown();
+}
