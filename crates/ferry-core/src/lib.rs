@@ -1,1 +1,3 @@
 //! Ferry domain types and rules: typed ids, secrets, provider model, error taxonomy. No I/O.
+
+pub mod secret;
