@@ -1,3 +1,4 @@
 //! Ferry domain types and rules: typed ids, secrets, provider model, error taxonomy. No I/O.
 
 pub mod secret;
+pub mod vault;
