@@ -245,9 +245,11 @@ fn decode_base64(text: &str) -> Option<Zeroizing<Vec<u8>>> {
         .map(Zeroizing::new)
 }
 
-/// One usable key: its id and a ready cipher (which zeroizes its key schedule on drop).
+/// One usable key: its id, fingerprint and a ready cipher (which zeroizes its key
+/// schedule on drop).
 struct VaultKey {
     id: KeyId,
+    fingerprint: String,
     cipher: XChaCha20Poly1305,
 }
 
@@ -255,6 +257,7 @@ impl VaultKey {
     fn new(key: &EncryptionKey) -> Self {
         Self {
             id: key.id(),
+            fingerprint: key.fingerprint(),
             cipher: key.cipher(),
         }
     }
@@ -264,7 +267,6 @@ impl VaultKey {
 /// previous key. Prints only key ids.
 pub struct Vault {
     current: VaultKey,
-    current_fingerprint: String,
     previous: Vec<VaultKey>,
 }
 
@@ -272,16 +274,19 @@ impl Vault {
     /// Builds a vault that seals with `current` and can also open blobs sealed with any
     /// of `previous` (kept during a rotation until every blob is re-encrypted).
     pub fn new(current: EncryptionKey, previous: Vec<EncryptionKey>) -> Self {
-        let current_fingerprint = current.fingerprint();
-        let previous = previous
-            .iter()
-            .filter(|key| key.fingerprint() != current_fingerprint)
-            .map(VaultKey::new)
-            .collect();
+        let current = VaultKey::new(&current);
+        let mut kept: Vec<VaultKey> = Vec::with_capacity(previous.len());
+        for key in previous.iter().map(VaultKey::new) {
+            let listed = std::iter::once(&current)
+                .chain(&kept)
+                .any(|known| known.fingerprint == key.fingerprint);
+            if !listed {
+                kept.push(key);
+            }
+        }
         Self {
-            current: VaultKey::new(&current),
-            current_fingerprint,
-            previous,
+            current,
+            previous: kept,
         }
     }
 
@@ -292,7 +297,16 @@ impl Vault {
 
     /// The current key's fingerprint, to compare with the one stored at first start.
     pub fn fingerprint(&self) -> &str {
-        &self.current_fingerprint
+        &self.current.fingerprint
+    }
+
+    /// Whether a stored fingerprint belongs to the current or a previous key. At start-up
+    /// a server refuses to run when this is false (the key was changed without keeping
+    /// the old one), and stores [`Vault::fingerprint`] when it is true.
+    pub fn knows_fingerprint(&self, fingerprint: &str) -> bool {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .any(|key| key.fingerprint == fingerprint)
     }
 
     /// Seals `plaintext` under the current key with a fresh random nonce, bound to `aad`.
@@ -644,14 +658,23 @@ mod tests {
 
     #[test]
     fn listing_the_current_key_among_previous_keys_is_harmless() {
-        let vault = Vault::new(key(1), vec![key(1), key(2)]);
+        let vault = Vault::new(key(1), vec![key(1), key(2), key(2)]);
         let blob = vault.encrypt(b"secret", AAD).expect("seals");
 
         assert!(vault.decrypt(&blob, AAD).is_ok());
-        assert_eq!(
-            format!("{vault:?}").matches(key(1).id().as_str()).count(),
-            1
-        );
+        let printed = format!("{vault:?}");
+        assert_eq!(printed.matches(key(1).id().as_str()).count(), 1);
+        assert_eq!(printed.matches(key(2).id().as_str()).count(), 1);
+    }
+
+    #[test]
+    fn a_vault_knows_the_fingerprints_of_its_current_and_previous_keys_only() {
+        let vault = Vault::new(key(2), vec![key(1)]);
+
+        assert_eq!(vault.fingerprint(), key(2).fingerprint());
+        assert!(vault.knows_fingerprint(&key(2).fingerprint()));
+        assert!(vault.knows_fingerprint(&key(1).fingerprint()));
+        assert!(!vault.knows_fingerprint(&key(3).fingerprint()));
     }
 
     #[test]
