@@ -1,1 +1,41 @@
 //! Ferry persistence ports with SQLite and PostgreSQL implementations and their migrations.
+//!
+//! [`connect`] picks the backend from the URL; the returned [`Store`] implements every narrow
+//! port trait. Times are epoch milliseconds (`i64`), JSON columns are `serde_json::Value`, and
+//! secrets are opaque ciphertext the server encrypts and decrypts itself.
+
+mod error;
+mod model;
+mod postgres;
+mod sql;
+mod sqlite;
+mod traits;
+
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use model::{
+    CipherRef, ConnectSession, ConnectSessionId, Connection, ConnectionFilter, ConnectionPatch,
+    ConnectionRowId, ConnectionStatus, Environment, EnvironmentId, Integration, IntegrationId,
+    IntegrationPatch, MetadataMode, NewConnectSession, NewConnection, NewIntegration, OAuthState,
+    DEFAULT_LIST_LIMIT,
+};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+pub use traits::{
+    CiphertextStore, ConnectSessionStore, ConnectionStore, EnvironmentStore, IntegrationStore,
+    MetaStore, OAuthStateStore, Store,
+};
+
+/// Opens the store named by `url`: `postgres://…` / `postgresql://…` for PostgreSQL;
+/// `sqlite:…` or a plain file path for SQLite (the file and its directory are created).
+/// Migrations are not run; call [`Store::migrate`].
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else if url.starts_with("sqlite:") || !url.contains("://") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
