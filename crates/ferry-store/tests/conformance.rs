@@ -63,12 +63,29 @@ impl PostgresDb {
 
     async fn finish(self) {
         self.store.close().await;
-        let mut admin = sqlx_admin(&self.admin_url).await;
-        sqlx_exec(
-            &mut admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        )
-        .await;
+        // Dropping `self` removes the database.
+    }
+}
+
+impl Drop for PostgresDb {
+    /// Drops the test database even when the test panicked. `WITH (FORCE)` ends any
+    /// connections still open, so nothing has to wait for the pool.
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async {
+                let mut admin = sqlx_admin(&admin_url).await;
+                sqlx_exec(&mut admin, &sql).await;
+            });
+        });
+        if cleanup.join().is_err() && !std::thread::panicking() {
+            panic!("dropping the test database failed");
+        }
     }
 }
 
