@@ -140,8 +140,8 @@ pub trait ConnectionStore: Send + Sync {
     /// given, else when a connection of the same integration, Salesforce org, user and end user
     /// exists, else when the `connection_id` exists; an update replaces credentials, config,
     /// tags, expiry and org/user, resets status and errors, and bumps the refresh fence (so an
-    /// in-flight refresh cannot overwrite the new credentials). Returns the row and whether it
-    /// was created.
+    /// in-flight refresh cannot overwrite the new credentials); the matched row keeps its
+    /// `connection_id`. Returns the row and whether it was created.
     async fn upsert_connection(
         &self,
         environment: EnvironmentId,
