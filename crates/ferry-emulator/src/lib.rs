@@ -4,10 +4,6 @@
 //! Salesforce's documented behaviour, so a misunderstanding in Ferry's client cannot be mirrored
 //! here and pass unnoticed.
 
-// Handlers return `Result<_, Response>` so an early error is already the wire answer; the
-// size of `Response` in the error arm is irrelevant next to an HTTP round trip.
-#![allow(clippy::result_large_err)]
-
 pub mod clock;
 pub mod http;
 pub mod ids;

@@ -20,6 +20,38 @@ pub enum Command {
     /// Measure Ferry and its parts.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The demo: the server on SQLite under ./.ferry/ with the emulator beside it, ready to connect an org.
+    Dev(DevArgs),
+    /// The production server (HTTP API, Connect UI).
+    Serve(crate::config::ServerArgs),
+    /// Run the database migrations and exit.
+    Migrate(crate::config::ServerArgs),
+    /// Manage secret keys and the encryption key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Flags of `ferry dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Ferry's HTTP port.
+    #[arg(long, env = "FERRY_PORT", default_value_t = 3003)]
+    pub port: u16,
+    /// The emulator's production port (the sandbox listener takes the next one, the second instance the one after).
+    #[arg(long, default_value_t = 3004)]
+    pub emulator_port: u16,
+    /// Where the SQLite database and the generated encryption key live.
+    #[arg(long, default_value = ".ferry")]
+    pub data_dir: std::path::PathBuf,
+}
+
+/// `ferry keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random encryption key (base64, 32 bytes).
+    Generate,
+    /// Print each environment's secret key.
+    Show(crate::config::ServerArgs),
 }
 
 /// Flags of `ferry emulator`.
@@ -85,6 +117,19 @@ pub fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Emulator(args)) => {
             runtime.block_on(crate::bench::emulator(args))
         }
+        Command::Dev(args) => runtime.block_on(crate::dev::run(args)),
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Migrate(args) => runtime.block_on(async move {
+            crate::app::open_store(&args.config()?).await?;
+            println!("migrations applied");
+            Ok(())
+        }),
+        Command::Keys(KeysCommand::Generate) => {
+            let key = ferry_core::vault::EncryptionKey::generate()?;
+            println!("{}", key.to_base64().expose_secret());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Show(args)) => runtime.block_on(keys_show(args)),
     }
 }
 
@@ -114,5 +159,24 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     println!("  state: curl {}/__emulator/state", running.production_url);
     tokio::signal::ctrl_c().await?;
     running.shutdown();
+    Ok(())
+}
+
+async fn serve(args: crate::config::ServerArgs) -> anyhow::Result<()> {
+    let app = crate::app::Application::build(args.config()?).await?;
+    let token = app.shutdown_token();
+    tracing::info!(addr = %app.local_addr()?, public_url = %app.state().public_url, "ferry serving");
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        token.cancel();
+    });
+    app.run().await
+}
+
+async fn keys_show(args: crate::config::ServerArgs) -> anyhow::Result<()> {
+    let (store, _) = crate::app::open_store(&args.config()?).await?;
+    for env in store.list_environments().await? {
+        println!("{:<6} secret key {}", env.name, env.secret_key);
+    }
     Ok(())
 }

@@ -1,4 +1,12 @@
-//! Ferry's server: configuration, the application, the CLI and (soon) the HTTP API and workers.
+//! Ferry's server: configuration, the application, the CLI, the HTTP API and (soon) workers.
 
+pub mod api;
+pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod config;
+pub mod connections;
+pub mod dev;
+pub mod error;
+pub mod providers;
+pub mod ws;

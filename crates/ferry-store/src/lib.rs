@@ -9,6 +9,7 @@ mod model;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod testing;
 mod traits;
 
 use std::sync::Arc;

@@ -1,0 +1,93 @@
+//! The public HTTP API: Nango-compatible routes, authentication by environment secret key, strict query validation, the JSON body rules.
+
+pub mod auth;
+pub mod connect;
+pub mod connect_ui;
+pub mod connections;
+pub mod integrations;
+pub mod oauth;
+pub mod providers;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The whole router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"result": "ok"})) }),
+        )
+        .merge(providers::routes())
+        .merge(integrations::routes())
+        .merge(connect::routes())
+        .merge(connect_ui::routes())
+        .merge(connections::routes())
+        .merge(oauth::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+/// Parses a query string, refusing parameters outside `allowed` (as Nango does).
+pub fn strict_query(
+    raw: Option<&str>,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            return Err(ApiError::invalid_query(&k, "unrecognized query parameter"));
+        }
+        out.insert(k.into_owned(), v.into_owned());
+    }
+    Ok(out)
+}
+
+/// Parses a JSON body into `T`, answering `415 invalid_content_type` for a non-JSON content type
+/// and `400 invalid_body` naming the problem otherwise.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.is_empty() && !ct.starts_with("application/json") {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_content_type",
+                "the body must be application/json",
+            ));
+        }
+    }
+    let bytes: &[u8] = if body.is_empty() { b"{}" } else { body };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid_body(if path == "." { "" } else { &path }, e.inner().to_string())
+    })
+}
+
+/// ISO 8601 with milliseconds and `Z`, from epoch milliseconds.
+pub fn iso_z(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// ISO 8601 with milliseconds and `+00:00` (the connection timestamps' form).
+pub fn iso_offset(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string())
+        .unwrap_or_default()
+}
+
+/// Now in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,192 @@
+//! The application: storage, vault and environments brought up in order, the router built once, bound to a port; the same `Application::build` serves the CLI and the tests.
+
+use crate::config::Config;
+use anyhow::Context;
+use ferry_core::vault::{EncryptionKey, Vault};
+use ferry_store::{Environment, EnvironmentId, Store};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The meta key holding the encryption key's fingerprint.
+pub const KEY_FINGERPRINT: &str = "encryption_key_fingerprint";
+
+/// Environment names created on first start.
+pub const ENVIRONMENTS: &[&str] = &["dev", "prod"];
+
+/// Shared state of every handler and worker.
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Encryption of secrets at rest.
+    pub vault: Vault,
+    /// Configuration.
+    pub config: Config,
+    /// Public base URL without a trailing slash.
+    pub public_url: String,
+    /// The outbound HTTP client (Salesforce).
+    pub http: reqwest::Client,
+    /// Environments by secret key (they change only through `ferry keys`).
+    environments: RwLock<HashMap<String, Environment>>,
+    /// Browser WebSocket clients waiting for an OAuth outcome.
+    pub ws: crate::ws::WsHub,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The environment a secret key belongs to.
+    pub fn environment_by_key(&self, key: &str) -> Option<Environment> {
+        self.environments.read().get(key).cloned()
+    }
+
+    /// An environment by id.
+    pub fn environment_by_id(&self, id: EnvironmentId) -> Option<Environment> {
+        self.environments
+            .read()
+            .values()
+            .find(|e| e.id == id)
+            .cloned()
+    }
+}
+
+/// Opens the store, runs migrations and checks the encryption key against the stored fingerprint.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Vault)> {
+    let store = ferry_store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(&config.database_url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("database migrations failed")?;
+    let key = EncryptionKey::parse(config.encryption_key.expose_secret())
+        .context("FERRY_ENCRYPTION_KEY is not a valid key")?;
+    let previous = config
+        .previous_keys
+        .iter()
+        .map(|k| EncryptionKey::parse(k.expose_secret()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("a previous encryption key is not valid")?;
+    let fingerprint = key.fingerprint();
+    let vault = Vault::new(key, previous);
+    match store.get_meta(KEY_FINGERPRINT).await? {
+        // During a rotation the database may still be marked with a previous key.
+        Some(stored) if !vault.knows_fingerprint(&stored) => anyhow::bail!(
+            "the encryption key does not match the one this database was encrypted with; \
+             start with the original FERRY_ENCRYPTION_KEY (to change keys, see `ferry keys rotate --help`)"
+        ),
+        Some(_) => {}
+        None => store.set_meta(KEY_FINGERPRINT, &fingerprint).await?,
+    }
+    Ok((store, vault))
+}
+
+/// Hides a password in a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A built application, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Opens storage, creates the environments, binds the port.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let (store, vault) = open_store(&config).await?;
+        let mut environments = HashMap::new();
+        for name in ENVIRONMENTS {
+            let env = store
+                .ensure_environment(
+                    name,
+                    &uuid::Uuid::new_v4().to_string(),
+                    &random_hex(32),
+                    crate::api::now_ms(),
+                )
+                .await?;
+            environments.insert(env.secret_key.clone(), env);
+        }
+        let listener = TcpListener::bind(SocketAddr::new(config.host, config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let addr = listener.local_addr()?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        let state = Arc::new(AppState {
+            store,
+            vault,
+            config,
+            public_url,
+            http,
+            environments: RwLock::new(environments),
+            ws: crate::ws::WsHub::default(),
+        });
+        Ok(Application {
+            listener,
+            state,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Shared state (for tests and the CLI).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let router = crate::api::router(self.state.clone());
+        let token = self.shutdown.clone();
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await?;
+        Ok(())
+    }
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,137 @@
+//! Server configuration from flags and environment variables with stable names (`FERRY_PORT`, `FERRY_DATABASE_URL`, `FERRY_ENCRYPTION_KEY[_FILE]`, `FERRY_PUBLIC_URL`, the Salesforce host map).
+
+use crate::providers::HostMap;
+use clap::Args;
+use ferry_core::secret::SecretString;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+/// Flags shared by `ferry serve`, `ferry migrate` and `ferry keys`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// HTTP port.
+    #[arg(long, env = "FERRY_PORT", default_value_t = 3003)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "FERRY_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// `postgres://…` or a SQLite file path (default `./.ferry/ferry.db`).
+    #[arg(long, env = "FERRY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The URL end users and the app reach Ferry at; callback and Connect UI links are built on it.
+    #[arg(long, env = "FERRY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Stand-in for `https://login.salesforce.com` (e.g. the emulator).
+    #[arg(long, env = "FERRY_SALESFORCE_LOGIN_URL")]
+    pub salesforce_login_url: Option<String>,
+    /// Stand-in for `https://test.salesforce.com`.
+    #[arg(long, env = "FERRY_SALESFORCE_SANDBOX_LOGIN_URL")]
+    pub salesforce_sandbox_login_url: Option<String>,
+    /// Extra instance hosts (`host:port`, comma-separated) allowed as upstreams.
+    #[arg(long, env = "FERRY_ALLOWED_UPSTREAM_HOSTS", value_delimiter = ',')]
+    pub allowed_upstream_hosts: Vec<String>,
+}
+
+/// Everything the application needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bind address.
+    pub host: IpAddr,
+    /// Port (0 = any, for tests).
+    pub port: u16,
+    /// Database URL.
+    pub database_url: String,
+    /// Public base URL, without a trailing slash; `None` = derived from the bound address.
+    pub public_url: Option<String>,
+    /// Salesforce hosts.
+    pub hosts: HostMap,
+    /// The vault key (base64 or hex), and keys it replaced (for reading old ciphertexts).
+    pub encryption_key: SecretString,
+    /// Previous keys still accepted for decryption (during a rotation).
+    pub previous_keys: Vec<SecretString>,
+}
+
+impl Config {
+    /// A configuration for tests: port 0, loopback.
+    pub fn for_tests(database_url: &str, encryption_key: SecretString, hosts: HostMap) -> Self {
+        Config {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            database_url: database_url.to_string(),
+            public_url: None,
+            hosts,
+            encryption_key,
+            previous_keys: Vec::new(),
+        }
+    }
+}
+
+/// The default SQLite location.
+pub fn default_database_url() -> String {
+    "./.ferry/ferry.db".to_string()
+}
+
+/// Reads the encryption key from `FERRY_ENCRYPTION_KEY` or the file named by
+/// `FERRY_ENCRYPTION_KEY_FILE`; an error says how to provide one.
+pub fn encryption_key_from_env() -> anyhow::Result<SecretString> {
+    if let Ok(key) = std::env::var("FERRY_ENCRYPTION_KEY") {
+        if !key.trim().is_empty() {
+            return Ok(SecretString::from(key.trim().to_string()));
+        }
+    }
+    if let Ok(path) = std::env::var("FERRY_ENCRYPTION_KEY_FILE") {
+        let text = std::fs::read_to_string(PathBuf::from(&path))
+            .map_err(|e| anyhow::anyhow!("cannot read FERRY_ENCRYPTION_KEY_FILE {path}: {e}"))?;
+        return Ok(SecretString::from(text.trim().to_string()));
+    }
+    anyhow::bail!(
+        "no encryption key: set FERRY_ENCRYPTION_KEY (32 bytes, base64) or FERRY_ENCRYPTION_KEY_FILE; \
+         `ferry keys generate` prints a new one"
+    )
+}
+
+/// Keys a rotation is moving away from: `FERRY_PREVIOUS_ENCRYPTION_KEYS` (comma-separated).
+/// Servers started with the new key and these keep reading old ciphertexts during a rotation.
+pub fn previous_keys_from_env() -> Vec<SecretString> {
+    std::env::var("FERRY_PREVIOUS_ENCRYPTION_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| SecretString::from(k.to_string()))
+        .collect()
+}
+
+impl ServerArgs {
+    /// The configuration these flags and the environment describe.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut hosts = HostMap::default();
+        if let Some(u) = &self.salesforce_login_url {
+            hosts.login = u.trim_end_matches('/').to_string();
+        }
+        if let Some(u) = &self.salesforce_sandbox_login_url {
+            hosts.sandbox_login = u.trim_end_matches('/').to_string();
+        }
+        hosts.allowed_upstream_hosts = self
+            .allowed_upstream_hosts
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        Ok(Config {
+            host: self.host,
+            port: self.port,
+            database_url: self
+                .database_url
+                .clone()
+                .unwrap_or_else(default_database_url),
+            public_url: self
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_string()),
+            hosts,
+            encryption_key: encryption_key_from_env()?,
+            previous_keys: previous_keys_from_env(),
+        })
+    }
+}
