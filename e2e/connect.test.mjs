@@ -5,15 +5,14 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import {
-    artifactsDir,
     cannotRun,
     createConnectSession,
     env,
     ferryApi,
     launchChromium,
     randomSuffix,
+    screenshotPath,
     startStaticServer,
     waitFor,
 } from './lib/harness.mjs';
@@ -42,7 +41,21 @@ async function loginAndAllow(loginPage) {
     await loginPage.locator('#username').fill(USERNAME);
     await loginPage.locator('#password').fill(PASSWORD);
     await loginPage.locator('#Login').click();
-    await loginPage.locator('button[name="decision"][value="Allow"]').click({ timeout: STEP_TIMEOUT });
+    // The consent page shows unless the user allowed the app before and `prompt=consent` was not
+    // asked for; then the login goes straight back to Ferry's callback (and the popup may close).
+    const allow = loginPage.locator('button[name="decision"][value="Allow"]');
+    const next = await waitFor(
+        async () => {
+            if (loginPage.isClosed() || !loginPage.url().startsWith(env.emulatorUrl)) {
+                return 'left';
+            }
+            return (await allow.count()) > 0 ? 'consent' : undefined;
+        },
+        { timeoutMs: STEP_TIMEOUT, describe: () => `the consent page or the way back to Ferry (at ${loginPage.isClosed() ? 'a closed page' : loginPage.url()})` },
+    );
+    if (next === 'consent') {
+        await allow.click();
+    }
 }
 
 /** Connections of an end user, through the API. */
@@ -103,7 +116,7 @@ describe('connecting Salesforce in a real browser', { skip: cannotRun, timeout: 
             assert.equal(outcome.providerConfigKey, 'salesforce');
             assert.match(outcome.connectionId, /^[0-9a-f-]{36}$/i);
 
-            const shot = join(artifactsDir, 'frontend-auth.png');
+            const shot = screenshotPath('frontend-auth.png');
             await page.screenshot({ path: shot });
             t.diagnostic(`screenshot: ${shot}`);
 
@@ -146,7 +159,7 @@ describe('connecting Salesforce in a real browser', { skip: cannotRun, timeout: 
             );
             await successPage.locator('[data-testid="connect-success"]').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
 
-            const shot = join(artifactsDir, 'connect-ui.png');
+            const shot = screenshotPath('connect-ui.png');
             await successPage.screenshot({ path: shot });
             t.diagnostic(`screenshot: ${shot}`);
 

@@ -2,7 +2,7 @@
 // @nangohq/frontend's ESM files, headless Debian Chromium, and bounded waits on conditions.
 
 import { createServer } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,8 +44,14 @@ export async function launchChromium() {
     return chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
 }
 
-/** Where screenshots go: $FERRY_E2E_ARTIFACTS or a new temp dir. */
-export const artifactsDir = process.env.FERRY_E2E_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'ferry-e2e-'));
+let artifactsDir = process.env.FERRY_E2E_ARTIFACTS;
+
+/** Where a screenshot named `name` goes: under $FERRY_E2E_ARTIFACTS, or a new temp dir. */
+export function screenshotPath(name) {
+    artifactsDir ??= mkdtempSync(join(tmpdir(), 'ferry-e2e-'));
+    mkdirSync(artifactsDir, { recursive: true });
+    return join(artifactsDir, name);
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const frontendDist = dirname(fileURLToPath(import.meta.resolve('@nangohq/frontend')));

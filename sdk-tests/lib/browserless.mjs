@@ -147,7 +147,9 @@ export async function loginAndConsent(browser, page, { username, password, decis
             method: 'POST',
             form: { ...login.fields, username, password, Login: 'Log In' },
         });
-        if (isRedirect(current.status) && current.location) {
+        // Without `prompt=consent`, a user who allowed the app before goes straight back to the
+        // callback: follow only redirects that stay on the emulator.
+        if (isRedirect(current.status) && current.location && new URL(current.location).origin === new URL(login.action).origin) {
             current = await browser.request(current.location);
         }
         if (current.status !== 200 || !/\/services\/oauth2\/authorize\/consent/.test(current.text)) {
