@@ -47,6 +47,24 @@ function run(command, args, options = {}) {
     return result.status ?? 1;
 }
 
+let testRun;
+
+/** Like run(), without blocking the event loop (so an interrupt still stops Ferry). */
+function runAsync(command, args, options = {}) {
+    say(`$ ${command} ${args.join(' ')}`);
+    return new Promise((resolve) => {
+        testRun = spawn(command, args, { stdio: 'inherit', cwd: root, ...options });
+        testRun.once('error', (err) => {
+            say(`${command}: ${err.message}`);
+            resolve(127);
+        });
+        testRun.once('exit', (code, signal) => {
+            testRun = undefined;
+            resolve(code ?? (signal ? 128 : 1));
+        });
+    });
+}
+
 function commandExists(command) {
     return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
@@ -175,6 +193,7 @@ process.on('exit', () => {
 for (const signal of ['SIGINT', 'SIGTERM']) {
     process.on(signal, async () => {
         say(`${signal}: stopping`);
+        testRun?.kill(signal);
         await stopFerry();
         process.exit(130);
     });
@@ -261,7 +280,7 @@ async function main() {
     const nodeFlags = typeof WebSocket === 'undefined' && Number(process.versions.node.split('.')[0]) < 22 ? ['--experimental-websocket'] : [];
     let status;
     try {
-        status = run(
+        status = await runAsync(
             process.execPath,
             [
                 ...nodeFlags,
@@ -295,10 +314,11 @@ async function main() {
     if (totals.cancelled) {
         say(`${totals.cancelled} cancelled`);
     }
-    console.log(`node: ${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped + totals.todo} skipped`);
+    closingLine = `node: ${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped + totals.todo} skipped`;
     return status === 0 ? 0 : status || 1;
 }
 
+let closingLine;
 const code = await main().catch(async (err) => {
     await stopFerry();
     console.error(err);
@@ -308,5 +328,8 @@ if (process.env.FERRY_NODE_KEEP !== '1' && code === 0) {
     rmSync(work, { recursive: true, force: true });
 } else {
     say(`kept ${work} (ferry.log, data dir, results.tap)`);
+}
+if (closingLine) {
+    console.log(closingLine);
 }
 process.exit(code);
