@@ -33,6 +33,8 @@ pub struct AppState {
     environments: RwLock<HashMap<String, Environment>>,
     /// Browser WebSocket clients waiting for an OAuth outcome.
     pub ws: crate::ws::WsHub,
+    /// Wakes the webhook worker when something was queued.
+    pub webhook_wakeup: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for AppState {
@@ -149,6 +151,7 @@ impl Application {
             http,
             environments: RwLock::new(environments),
             ws: crate::ws::WsHub::default(),
+            webhook_wakeup: tokio::sync::Notify::new(),
         });
         Ok(Application {
             listener,
@@ -172,8 +175,14 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown token is cancelled.
+    /// Serves until the shutdown token is cancelled; the webhook worker runs beside the API.
     pub async fn run(self) -> anyhow::Result<()> {
+        if self.state.config.run_workers {
+            tokio::spawn(crate::webhooks::worker(
+                self.state.clone(),
+                self.shutdown.clone(),
+            ));
+        }
         let router = crate::api::router(self.state.clone());
         let token = self.shutdown.clone();
         axum::serve(self.listener, router)

@@ -49,6 +49,8 @@ pub struct Config {
     pub encryption_key: SecretString,
     /// Previous keys still accepted for decryption (during a rotation).
     pub previous_keys: Vec<SecretString>,
+    /// Run the background workers (webhook delivery) in this process; tests drive `run_one` instead.
+    pub run_workers: bool,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             hosts,
             encryption_key,
             previous_keys: Vec::new(),
+            run_workers: false,
         }
     }
 }
@@ -132,6 +135,7 @@ impl ServerArgs {
             hosts,
             encryption_key: encryption_key_from_env()?,
             previous_keys: previous_keys_from_env(),
+            run_workers: true,
         })
     }
 }

@@ -248,6 +248,17 @@ pub async fn store_oauth_connection(
         raw: new.token.raw.clone(),
     };
     let sealed = seal(state, &credentials)?;
+    let environment = state
+        .environment_by_id(new.integration.environment_id)
+        .map(|e| e.name)
+        .unwrap_or_default();
+    let auth_webhook = crate::webhooks::auth_payload(
+        &environment,
+        &new.integration.unique_key,
+        &new.integration.provider,
+        &new.tags,
+        Some(&new.end_user),
+    );
     let end_user_id = new
         .end_user
         .get("id")
@@ -275,9 +286,11 @@ pub async fn store_oauth_connection(
                 sf_org_id: Some(new.identity.org_id),
                 sf_user_id: Some(new.identity.user_id),
                 reconnect: new.reconnect,
+                auth_webhook: Some(auth_webhook),
             },
             now_ms(),
         )
         .await?;
+    state.webhook_wakeup.notify_one();
     Ok((connection, created))
 }

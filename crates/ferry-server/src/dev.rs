@@ -70,6 +70,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         hosts,
         encryption_key,
         previous_keys: Vec::new(),
+        run_workers: true,
     };
     let app = Application::build(config).await?;
     let state = app.state();

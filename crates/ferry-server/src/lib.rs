@@ -9,4 +9,5 @@ pub mod connections;
 pub mod dev;
 pub mod error;
 pub mod providers;
+pub mod webhooks;
 pub mod ws;

@@ -17,15 +17,15 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use model::{
     CipherRef, ConnectSession, ConnectSessionId, Connection, ConnectionFilter, ConnectionPatch,
-    ConnectionRowId, ConnectionStatus, Environment, EnvironmentId, Integration, IntegrationId,
-    IntegrationPatch, MetadataMode, NewConnectSession, NewConnection, NewIntegration, OAuthState,
-    DEFAULT_LIST_LIMIT,
+    ConnectionRowId, ConnectionStatus, DeliveryOutcome, Environment, EnvironmentId, Integration,
+    IntegrationId, IntegrationPatch, MetadataMode, NewConnectSession, NewConnection,
+    NewIntegration, OAuthState, WebhookDelivery, WebhookDeliveryId, DEFAULT_LIST_LIMIT,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
     CiphertextStore, ConnectSessionStore, ConnectionStore, EnvironmentStore, IntegrationStore,
-    MetaStore, OAuthStateStore, Store,
+    MetaStore, OAuthStateStore, Store, WebhookStore,
 };
 
 /// Opens the store named by `url`: `postgres://…` / `postgresql://…` for PostgreSQL;

@@ -293,6 +293,9 @@ pub struct NewConnection {
     pub sf_user_id: Option<String>,
     /// Reconnect this connection (a reconnect session's target) instead of matching.
     pub reconnect: Option<ConnectionRowId>,
+    /// An auth webhook to queue in the same transaction: the store fills in `connectionId`
+    /// (the stored row's) and `operation` (`creation` or `override`).
+    pub auth_webhook: Option<Value>,
 }
 
 /// Filters for [`ConnectionStore::list_connections`](crate::ConnectionStore::list_connections).
@@ -371,4 +374,60 @@ pub enum CipherRef {
     OAuthStatePkceVerifier(String),
     /// `connections.credentials`.
     ConnectionCredentials(ConnectionRowId),
+}
+
+row_id!(
+    /// A queued webhook delivery.
+    WebhookDeliveryId
+);
+
+/// A webhook waiting to be sent, or sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDelivery {
+    /// Row id.
+    pub id: WebhookDeliveryId,
+    /// The environment whose URL and signing key apply.
+    pub environment_id: EnvironmentId,
+    /// The JSON body to send.
+    pub payload: Value,
+    /// `pending`, `delivered`, `failed` or `skipped`.
+    pub status: String,
+    /// Attempts made so far (including the one a claim starts).
+    pub attempts: i64,
+    /// When it may be tried next (epoch ms).
+    pub next_attempt_at: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// HTTP status of the last attempt.
+    pub last_status: Option<i64>,
+    /// Queued at.
+    pub created_at: i64,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// The receiver answered 2xx.
+    Delivered {
+        /// HTTP status.
+        status: i64,
+    },
+    /// Try again at `next_attempt_at`.
+    Retry {
+        /// When.
+        next_attempt_at: i64,
+        /// Why.
+        error: String,
+        /// HTTP status, if any.
+        status: Option<i64>,
+    },
+    /// Give up.
+    Failed {
+        /// Why.
+        error: String,
+        /// HTTP status, if any.
+        status: Option<i64>,
+    },
+    /// Nothing to send to (no webhook URL configured).
+    Skipped,
 }

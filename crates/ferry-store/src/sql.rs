@@ -93,6 +93,7 @@ macro_rules! impl_store {
             ConnectionFilter, ConnectionPatch, ConnectionRowId, ConnectionStatus, Environment,
             EnvironmentId, Integration, IntegrationId, IntegrationPatch, MetadataMode,
             NewConnectSession, NewConnection, NewIntegration, OAuthState, DEFAULT_LIST_LIMIT,
+            DeliveryOutcome, WebhookDelivery, WebhookDeliveryId,
         };
         use $crate::sql::{
             contains_pattern, json_text, json_text_opt, parse_json, parse_json_opt, parse_typed,
@@ -101,8 +102,23 @@ macro_rules! impl_store {
         };
         use $crate::traits::{
             CiphertextStore, ConnectSessionStore, ConnectionStore, EnvironmentStore,
-            IntegrationStore, MetaStore, OAuthStateStore, Store,
+            IntegrationStore, MetaStore, OAuthStateStore, Store, WebhookStore,
         };
+
+        fn delivery_from_row(row: &$row) -> Result<WebhookDelivery, StoreError> {
+            let payload: String = row.try_get("payload")?;
+            Ok(WebhookDelivery {
+                id: WebhookDeliveryId(row.try_get("id")?),
+                environment_id: EnvironmentId(row.try_get("environment_id")?),
+                payload: parse_json(&payload, "webhook_deliveries.payload")?,
+                status: row.try_get("status")?,
+                attempts: row.try_get("attempts")?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                last_error: row.try_get("last_error")?,
+                last_status: row.try_get("last_status")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
 
         fn environment_from_row(row: &$row) -> Result<Environment, StoreError> {
             Ok(Environment {
@@ -339,8 +355,98 @@ macro_rules! impl_store {
                     .fetch_one(&mut *tx)
                     .await?;
                 let connection = connection_from_row(&row)?;
+                if let Some(Value::Object(template)) = &new.auth_webhook {
+                    let mut payload = template.clone();
+                    payload.insert("connectionId".into(), Value::String(connection.connection_id.clone()));
+                    payload.insert(
+                        "operation".into(),
+                        Value::String(if created { "creation" } else { "override" }.into()),
+                    );
+                    sqlx::query(
+                        "INSERT INTO webhook_deliveries (environment_id, payload, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $3)",
+                    )
+                    .bind(environment.0)
+                    .bind(Value::Object(payload).to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok((connection, created))
+            }
+        }
+
+        #[async_trait]
+        impl WebhookStore for $store {
+            async fn enqueue_webhook(&self, environment: EnvironmentId, payload: &Value, now: i64) -> Result<WebhookDeliveryId, StoreError> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO webhook_deliveries (environment_id, payload, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, $3) RETURNING id",
+                )
+                .bind(environment.0)
+                .bind(payload.to_string())
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(WebhookDeliveryId(id))
+            }
+
+            async fn claim_webhook(&self, now: i64, lease_ms: i64) -> Result<Option<WebhookDelivery>, StoreError> {
+                // One statement: pick the oldest due row and lease it; the outer condition is
+                // re-checked on the row itself, so two claimers never hold the same delivery.
+                let row = sqlx::query(
+                    "UPDATE webhook_deliveries SET lease_until = $1, attempts = attempts + 1 \
+                     WHERE id = (SELECT id FROM webhook_deliveries WHERE status = 'pending' \
+                     AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2) \
+                     ORDER BY next_attempt_at, id LIMIT 1) \
+                     AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $2) \
+                     RETURNING id, environment_id, payload, status, attempts, next_attempt_at, \
+                     last_error, last_status, created_at",
+                )
+                .bind(now + lease_ms)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(delivery_from_row).transpose()
+            }
+
+            async fn finish_webhook(&self, id: WebhookDeliveryId, outcome: &DeliveryOutcome, now: i64) -> Result<(), StoreError> {
+                let (status, next, error, http): (&str, Option<i64>, Option<&str>, Option<i64>) = match outcome {
+                    DeliveryOutcome::Delivered { status } => ("delivered", None, None, Some(*status)),
+                    DeliveryOutcome::Retry { next_attempt_at, error, status } => ("pending", Some(*next_attempt_at), Some(error.as_str()), *status),
+                    DeliveryOutcome::Failed { error, status } => ("failed", None, Some(error.as_str()), *status),
+                    DeliveryOutcome::Skipped => ("skipped", None, None, None),
+                };
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
+                     last_error = $3, last_status = $4, lease_until = NULL, \
+                     finished_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END WHERE id = $6",
+                )
+                .bind(status)
+                .bind(next)
+                .bind(error)
+                .bind(http)
+                .bind(now)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_webhooks(&self, environment: EnvironmentId, limit: u32) -> Result<Vec<WebhookDelivery>, StoreError> {
+                sqlx::query(
+                    "SELECT id, environment_id, payload, status, attempts, next_attempt_at, last_error, \
+                     last_status, created_at FROM webhook_deliveries WHERE environment_id = $1 \
+                     ORDER BY id DESC LIMIT $2",
+                )
+                .bind(environment.0)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(delivery_from_row)
+                .collect()
             }
         }
 

@@ -14,6 +14,7 @@ use crate::model::{
     ConnectionRowId, ConnectionStatus, Environment, EnvironmentId, Integration, IntegrationPatch,
     MetadataMode, NewConnectSession, NewConnection, NewIntegration, OAuthState,
 };
+use crate::model::{DeliveryOutcome, WebhookDelivery, WebhookDeliveryId};
 
 /// Server-wide key/value settings (for example the encryption key fingerprint).
 #[async_trait]
@@ -262,6 +263,38 @@ pub trait CiphertextStore: Send + Sync {
 
 /// The whole store: every port plus lifecycle. Use as `Arc<dyn Store>`; it upcasts to the
 /// narrow traits (`Arc<dyn ConnectionStore>`, …).
+/// The outgoing webhook queue.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Queues a webhook for an environment.
+    async fn enqueue_webhook(
+        &self,
+        environment: EnvironmentId,
+        payload: &Value,
+        now: i64,
+    ) -> Result<WebhookDeliveryId, StoreError>;
+    /// Claims the oldest due delivery for `lease_ms` (counting an attempt); `None` when idle.
+    /// Safe with several processes: a delivery is held by one claimer at a time.
+    async fn claim_webhook(
+        &self,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<WebhookDelivery>, StoreError>;
+    /// Records how an attempt ended.
+    async fn finish_webhook(
+        &self,
+        id: WebhookDeliveryId,
+        outcome: &DeliveryOutcome,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// An environment's deliveries, newest first.
+    async fn list_webhooks(
+        &self,
+        environment: EnvironmentId,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
+}
+
 #[async_trait]
 pub trait Store:
     MetaStore
@@ -271,6 +304,7 @@ pub trait Store:
     + OAuthStateStore
     + ConnectionStore
     + CiphertextStore
+    + WebhookStore
 {
     /// Applies pending forward-only migrations; safe to run repeatedly and concurrently.
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use ferry_store::{
-    connect, CipherRef, ConnectionFilter, ConnectionPatch, ConnectionStatus, Environment,
-    EnvironmentId, Integration, IntegrationPatch, MetadataMode, NewConnectSession, NewConnection,
-    NewIntegration, OAuthState, Store, StoreError,
+    connect, CipherRef, ConnectionFilter, ConnectionPatch, ConnectionStatus, DeliveryOutcome,
+    Environment, EnvironmentId, Integration, IntegrationPatch, MetadataMode, NewConnectSession,
+    NewConnection, NewIntegration, OAuthState, Store, StoreError,
 };
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -144,6 +144,7 @@ conformance!(
     a_credential_write_with_a_stale_fence_is_refused,
     a_refresh_lease_is_exclusive_until_released_or_expired,
     ciphertexts_are_listed_and_replaced_only_when_unchanged,
+    an_auth_webhook_is_queued_with_the_connection_and_claimed_by_one_worker,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -196,6 +197,7 @@ fn new_connection(integration: &Integration, connection_id: &str) -> NewConnecti
         sf_org_id: None,
         sf_user_id: None,
         reconnect: None,
+        auth_webhook: None,
     }
 }
 
@@ -1436,4 +1438,114 @@ async fn the_store_upcasts_to_its_narrow_ports() {
 
     assert!(listed.is_empty());
     db.finish().await;
+}
+
+async fn an_auth_webhook_is_queued_with_the_connection_and_claimed_by_one_worker(
+    store: Arc<dyn Store>,
+) {
+    let env = environment(&store, "dev").await;
+    let other = environment(&store, "prod").await;
+    let sf = integration(&store, env.id, "salesforce").await;
+    let mut new = new_connection(&sf, "c-1");
+    new.sf_org_id = Some("00D000000000001AAA".into());
+    new.sf_user_id = Some("005000000000001AAA".into());
+    new.auth_webhook = Some(json!({"from": "nango", "type": "auth", "success": true}));
+    let (first, created) = store
+        .upsert_connection(env.id, &new, NOW)
+        .await
+        .expect("upsert");
+    assert!(created);
+    new.connection_id = "c-2".into();
+    store
+        .upsert_connection(env.id, &new, NOW + 1)
+        .await
+        .expect("reconnect");
+
+    let queued = store.list_webhooks(env.id, 10).await.expect("list");
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[1].payload["operation"], "creation");
+    assert_eq!(queued[0].payload["operation"], "override");
+    assert_eq!(
+        queued[0].payload["connectionId"],
+        first.connection_id.as_str(),
+        "the stored row's id, not the new one"
+    );
+    assert!(store
+        .list_webhooks(other.id, 10)
+        .await
+        .expect("list")
+        .is_empty());
+
+    // Two claims at once never get the same delivery; a leased delivery is not claimed again.
+    let a = store
+        .claim_webhook(NOW + 10, 30_000)
+        .await
+        .expect("claim")
+        .expect("one due");
+    let b = store
+        .claim_webhook(NOW + 10, 30_000)
+        .await
+        .expect("claim")
+        .expect("the other");
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.attempts, 1);
+    assert!(store
+        .claim_webhook(NOW + 10, 30_000)
+        .await
+        .expect("claim")
+        .is_none());
+
+    store
+        .finish_webhook(
+            a.id,
+            &DeliveryOutcome::Retry {
+                next_attempt_at: NOW + 5_000,
+                error: "HTTP 503".into(),
+                status: Some(503),
+            },
+            NOW + 11,
+        )
+        .await
+        .expect("retry");
+    store
+        .finish_webhook(b.id, &DeliveryOutcome::Delivered { status: 200 }, NOW + 11)
+        .await
+        .expect("done");
+    assert!(
+        store
+            .claim_webhook(NOW + 4_000, 30_000)
+            .await
+            .expect("claim")
+            .is_none(),
+        "not due yet"
+    );
+    let again = store
+        .claim_webhook(NOW + 5_000, 30_000)
+        .await
+        .expect("claim")
+        .expect("due again");
+    assert_eq!(again.id, a.id);
+    assert_eq!(again.attempts, 2);
+    assert_eq!(again.last_error.as_deref(), Some("HTTP 503"));
+    // An expired lease frees the delivery for another worker.
+    let stolen = store
+        .claim_webhook(NOW + 40_000, 30_000)
+        .await
+        .expect("claim")
+        .expect("lease expired");
+    assert_eq!(stolen.id, a.id);
+    store
+        .finish_webhook(
+            a.id,
+            &DeliveryOutcome::Failed {
+                error: "HTTP 400".into(),
+                status: Some(400),
+            },
+            NOW + 40_001,
+        )
+        .await
+        .expect("fail");
+    let all = store.list_webhooks(env.id, 10).await.expect("list");
+    let statuses: Vec<&str> = all.iter().map(|d| d.status.as_str()).collect();
+    assert_eq!(statuses, vec!["delivered", "failed"]);
 }

@@ -608,6 +608,7 @@ async fn import(
                 sf_org_id: None,
                 sf_user_id: None,
                 reconnect: None,
+                auth_webhook: None,
             },
             now_ms(),
         )

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod connect;
 pub mod connect_ui;
 pub mod connections;
+pub mod environment;
 pub mod integrations;
 pub mod oauth;
 pub mod providers;
@@ -30,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(connect_ui::routes())
         .merge(connections::routes())
         .merge(oauth::routes())
+        .merge(environment::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -392,6 +392,33 @@ async fn callback(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
         Ok(connection_id) => callback_page(Ok((&integration_key, connection_id))),
         Err(e) => {
             tracing::info!(error_type = %e.error_type, "oauth flow failed");
+            if let Some(env) = state.environment_by_id(taken.environment_id) {
+                let context = &taken.connection_config;
+                let mut payload = crate::webhooks::auth_payload(
+                    &env.name,
+                    &integration_key,
+                    "salesforce",
+                    context.get("tags").unwrap_or(&Value::Null),
+                    context.get("end_user"),
+                );
+                if let Some(map) = payload.as_object_mut() {
+                    map.insert("operation".into(), json!("creation"));
+                    map.insert("success".into(), json!(false));
+                    map.insert("connectionId".into(), Value::Null);
+                    map.insert(
+                        "error".into(),
+                        json!({"type": e.error_type, "description": e.message}),
+                    );
+                }
+                match state
+                    .store
+                    .enqueue_webhook(env.id, &payload, now_ms())
+                    .await
+                {
+                    Ok(_) => state.webhook_wakeup.notify_one(),
+                    Err(err) => tracing::error!(error = %err, "queueing the auth failure webhook"),
+                }
+            }
             callback_page(Err(e))
         }
     }

@@ -1,0 +1,193 @@
+//! Auth webhooks on both databases: queued with the connection, signed so `@nangohq/node` verifies them, retried on 5xx, dropped on 4xx, skipped without a URL.
+
+mod common;
+
+use common::{Browser, Db, TestApp};
+use ferry_server::webhooks::{hmac_signature, run_one, Outcome};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// A webhook receiver on a free port: records each request and answers with the next queued status.
+struct Receiver {
+    url: String,
+    requests: mpsc::UnboundedReceiver<(axum::http::HeaderMap, String)>,
+    statuses: Arc<Mutex<VecDeque<u16>>>,
+}
+
+async fn receiver() -> Receiver {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let statuses: Arc<Mutex<VecDeque<u16>>> = Arc::default();
+    let answers = statuses.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            let answers = answers.clone();
+            async move {
+                let _ = tx.send((headers, body));
+                let status = answers.lock().expect("lock").pop_front().unwrap_or(200);
+                axum::http::StatusCode::from_u16(status).expect("status")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver {
+        url,
+        requests: rx,
+        statuses,
+    }
+}
+
+async fn connect(app: &TestApp, end_user: &str) {
+    let token = app
+        .connect_session(json!({"end_user": {"id": end_user, "email": "e@example.com"}}))
+        .await;
+    let mut browser = Browser::new();
+    let login = browser
+        .get(&format!(
+            "{}/oauth/connect/salesforce?connect_session_token={token}",
+            app.url
+        ))
+        .await;
+    let done = browser
+        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+}
+
+async fn auth_webhooks_are_signed_queued_and_retried(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let mut hook = receiver().await;
+    let env: Value = app
+        .api(reqwest::Method::PATCH, "/ferry/environment")
+        .json(&json!({"webhook_url": hook.url}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    let signing_key = env["data"]["webhook_signing_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+
+    connect(&app, "hooked").await;
+    assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Delivered);
+    let (headers, body) = hook.requests.recv().await.expect("a webhook");
+    let signature = headers
+        .get("x-nango-hmac-sha256")
+        .and_then(|v| v.to_str().ok())
+        .expect("signature");
+    assert_eq!(
+        signature,
+        hmac_signature(&signing_key, body.as_bytes()),
+        "verifiable with the signing key"
+    );
+    assert!(headers.get("x-nango-signature").is_some());
+    let payload: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(payload["type"], "auth");
+    assert_eq!(payload["operation"], "creation");
+    assert_eq!(payload["success"], true);
+    assert_eq!(payload["providerConfigKey"], "salesforce");
+    assert_eq!(payload["environment"], "dev");
+    assert_eq!(payload["endUser"]["endUserId"], "hooked");
+    let list: Value = app
+        .api(reqwest::Method::GET, "/connections")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        payload["connectionId"],
+        list["connections"][0]["connection_id"]
+    );
+    // Keys are sorted in the signed body.
+    assert!(body.starts_with("{\"authMode\""), "{body}");
+    assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Idle);
+
+    // A reconnect is an override; a 503 is retried later, a 400 is not.
+    hook.statuses.lock().expect("lock").push_back(503);
+    connect(&app, "hooked").await;
+    assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Retried);
+    let (_, body) = hook.requests.recv().await.expect("a webhook");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["operation"],
+        "override"
+    );
+    assert_eq!(
+        run_one(&app.state).await.expect("step"),
+        Outcome::Idle,
+        "not due again yet"
+    );
+    let queued = app
+        .state
+        .store
+        .list_webhooks(
+            app.state.environment_by_key(&app.dev_key).expect("env").id,
+            10,
+        )
+        .await
+        .expect("list");
+    assert_eq!(queued[0].status, "pending");
+    assert_eq!(queued[0].last_error.as_deref(), Some("HTTP 503"));
+
+    hook.statuses.lock().expect("lock").push_back(400);
+    connect(&app, "another").await;
+    assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Failed);
+    let (_, body) = hook.requests.recv().await.expect("the refused webhook");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["endUser"]["endUserId"],
+        "another"
+    );
+
+    // A failed flow sends a failure webhook.
+    let token = app
+        .connect_session(json!({"end_user": {"id": "denied"}}))
+        .await;
+    let mut browser = Browser::new();
+    let login = browser
+        .get(&format!(
+            "{}/oauth/connect/salesforce?connect_session_token={token}",
+            app.url
+        ))
+        .await;
+    let consent = browser
+        .submit(
+            &login,
+            &[
+                ("username", ferry_emulator::DEMO_USERNAME),
+                ("password", ferry_emulator::DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    let denied = browser.submit(&consent, &[("decision", "Deny")]).await;
+    assert_eq!(denied.status, 400);
+    assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Delivered);
+    let (_, body) = hook.requests.recv().await.expect("a webhook");
+    let payload: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(payload["success"], false);
+    assert_eq!(payload["error"]["type"], "access_denied");
+}
+on_both_databases!(
+    auth_webhooks_are_signed_queued_and_retried,
+    auth_webhooks_are_signed_queued_and_retried
+);
+
+#[tokio::test]
+async fn webhooks_are_skipped_when_no_url_is_configured() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.create_integrations().await;
+    connect(&app, "nobody-listens").await;
+    assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Skipped);
+    assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Idle);
+}
