@@ -35,6 +35,29 @@ pub struct AppState {
     pub ws: crate::ws::WsHub,
     /// Wakes the webhook worker when something was queued.
     pub webhook_wakeup: tokio::sync::Notify,
+    /// The credential service (single-flight refreshes).
+    pub credentials: crate::credentials::CredentialService,
+    /// The clock token expiry is judged by (real time, shiftable in tests).
+    pub clock: Clock,
+}
+
+/// Real time plus an offset tests can move forward, so expiry is tested without sleeping.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    /// Now, in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        crate::api::now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the clock forward.
+    pub fn advance_ms(&self, ms: i64) {
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -152,6 +175,8 @@ impl Application {
             environments: RwLock::new(environments),
             ws: crate::ws::WsHub::default(),
             webhook_wakeup: tokio::sync::Notify::new(),
+            credentials: crate::credentials::CredentialService::default(),
+            clock: Clock::default(),
         });
         Ok(Application {
             listener,

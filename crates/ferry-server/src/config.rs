@@ -51,6 +51,8 @@ pub struct Config {
     pub previous_keys: Vec<SecretString>,
     /// Run the background workers (webhook delivery) in this process; tests drive `run_one` instead.
     pub run_workers: bool,
+    /// Token lifecycle timings.
+    pub token_policy: crate::credentials::TokenPolicy,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
             encryption_key,
             previous_keys: Vec::new(),
             run_workers: false,
+            token_policy: Default::default(),
         }
     }
 }
@@ -136,6 +139,7 @@ impl ServerArgs {
             encryption_key: encryption_key_from_env()?,
             previous_keys: previous_keys_from_env(),
             run_workers: true,
+            token_policy: Default::default(),
         })
     }
 }

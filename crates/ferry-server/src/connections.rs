@@ -21,6 +21,9 @@ pub struct Credentials {
     /// Learned expiry (epoch ms), when known.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// When this access token was obtained (epoch ms), to judge its lifetime.
+    #[serde(default)]
+    pub obtained_at: Option<i64>,
     /// The token response as received (secrets included; only ever stored sealed).
     #[serde(default)]
     pub raw: Value,
@@ -221,6 +224,8 @@ pub struct NewOAuthConnection<'a> {
     pub end_user: Value,
     /// The connection to reconnect, if the session was a reconnect session.
     pub reconnect: Option<ferry_store::ConnectionRowId>,
+    /// When the access token expires, as learned by introspection.
+    pub expires_at: Option<i64>,
 }
 
 /// Creates the connection (or updates the one for the same org, user and end user).
@@ -244,7 +249,8 @@ pub async fn store_oauth_connection(
     let credentials = Credentials {
         access_token: new.token.access_token.clone(),
         refresh_token: new.token.refresh_token.clone(),
-        expires_at: None,
+        expires_at: new.expires_at,
+        obtained_at: Some(state.clock.now_ms()),
         raw: new.token.raw.clone(),
     };
     let sealed = seal(state, &credentials)?;

@@ -71,6 +71,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         encryption_key,
         previous_keys: Vec::new(),
         run_workers: true,
+        token_policy: Default::default(),
     };
     let app = Application::build(config).await?;
     let state = app.state();

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod credentials;
 pub mod dev;
 pub mod error;
 pub mod providers;

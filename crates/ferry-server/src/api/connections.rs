@@ -3,9 +3,7 @@
 use super::auth::Env;
 use super::{json_body, now_ms, strict_query};
 use crate::app::AppState;
-use crate::connections::{
-    check_token_response, full_json, list_item_json, oauth_client, open, seal, Credentials,
-};
+use crate::connections::{full_json, list_item_json, oauth_client, open, seal, Credentials};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -93,16 +91,27 @@ async fn one(
     let include_refresh = bool_param(&q, "refresh_token")?;
     bool_param(&q, "refresh_github_app_jwt_token")?;
     let integration = integration_for(&state, env.id, q.get("provider_config_key")).await?;
-    let mut connection = state
+    let connection = state
         .store
         .get_connection(env.id, &integration.unique_key, &id)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!("no connection {id} for {}", integration.unique_key))
         })?;
-    if force_refresh {
-        connection = refresh_now(&state, &integration, connection).await?;
-    }
+    let snapshot = connection.clone();
+    let (connection, _) = state
+        .credentials
+        .get(&state, &integration, connection, force_refresh)
+        .await
+        .map_err(|e| {
+            let shown = full_json(&state, &snapshot, &integration.unique_key, false)
+                .ok()
+                .map(|mut v| {
+                    v["credentials"] = json!({});
+                    v
+                });
+            e.into_api(shown)
+        })?;
     state
         .store
         .touch_last_fetched(env.id, connection.id, now_ms())
@@ -113,78 +122,6 @@ async fn one(
         &integration.unique_key,
         include_refresh,
     )?))
-}
-
-/// A plain refresh (the fenced, single-flight lifecycle arrives with the token issue).
-async fn refresh_now(
-    state: &AppState,
-    integration: &Integration,
-    connection: ferry_store::Connection,
-) -> Result<ferry_store::Connection, ApiError> {
-    let mut credentials = open(state, &connection)?;
-    let Some(refresh_token) = credentials.refresh_token.clone() else {
-        return Err(ApiError::bad_request(
-            "invalid_credentials",
-            "the connection has no refresh token",
-        ));
-    };
-    let hostname = connection
-        .connection_config
-        .get("hostname")
-        .and_then(Value::as_str)
-        .and_then(|h| ferry_core::ids::SalesforceHostname::parse(h).ok());
-    let client = oauth_client(state, integration, hostname.as_ref())?;
-    let token = client.refresh(&refresh_token).await.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_credentials",
-            format!("refreshing the token failed: {e}"),
-        )
-    })?;
-    let identity = check_token_response(&state.config.hosts, &token)
-        .map_err(|m| ApiError::bad_request("invalid_credentials", m))?;
-    if connection
-        .sf_org_id
-        .as_deref()
-        .is_some_and(|o| o != identity.org_id)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_credentials",
-            "the refreshed token belongs to a different org",
-        ));
-    }
-    credentials.access_token = token.access_token.clone();
-    if let Some(rt) = &token.refresh_token {
-        credentials.refresh_token = Some(rt.clone());
-    }
-    credentials.raw = token.raw.clone();
-    let mut config = connection.connection_config.clone();
-    if let Some(map) = config.as_object_mut() {
-        map.insert(
-            "instance_url".into(),
-            Value::String(token.instance_url.clone()),
-        );
-    }
-    let sealed = seal(state, &credentials)?;
-    state
-        .store
-        .update_credentials(
-            connection.id,
-            &sealed,
-            credentials.expires_at,
-            Some(&config),
-            None,
-            now_ms(),
-        )
-        .await?;
-    state
-        .store
-        .get_connection(
-            connection.environment_id,
-            &integration.unique_key,
-            &connection.connection_id,
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("the connection was deleted during the refresh"))
 }
 
 async fn list(
@@ -575,6 +512,7 @@ async fn import(
         access_token: body.credentials.access_token.clone(),
         refresh_token: body.credentials.refresh_token.clone(),
         expires_at,
+        obtained_at: None,
         raw: body.credentials.raw.clone().unwrap_or_else(|| json!({})),
     };
     let _ = body.webhook_url_override;

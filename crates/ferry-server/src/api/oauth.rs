@@ -474,6 +474,7 @@ async fn finish_flow(
         })?;
     let identity = check_token_response(&state.config.hosts, &token)
         .map_err(|m| FlowError::new("invalid_token_response", m))?;
+    let expires_at = crate::credentials::learn_expiry(state, &client, &token.access_token).await;
     let tags = context.get("tags").cloned().unwrap_or_else(|| json!({}));
     let end_user = context.get("end_user").cloned().unwrap_or(Value::Null);
     let reconnect = context
@@ -490,6 +491,7 @@ async fn finish_flow(
             tags,
             end_user,
             reconnect,
+            expires_at: Some(expires_at),
         },
     )
     .await?;

@@ -31,6 +31,8 @@ pub struct TestApp {
     pub prod_key: String,
     pub database_url: String,
     pub sqlite_path: Option<std::path::PathBuf>,
+    /// The configuration this app was built with (a peer reuses it).
+    pub config: Config,
     _dir: tempfile::TempDir,
     _pg: Option<ferry_store::testing::TestPostgres>,
 }
@@ -85,7 +87,9 @@ impl TestApp {
         let mut config = Config::for_tests(&database_url, key, hosts);
         config.port = port;
         config.public_url = Some(public_url.clone());
-        let app = Application::build(config).await.expect("ferry builds");
+        let app = Application::build(config.clone())
+            .await
+            .expect("ferry builds");
         let state = app.state();
         tokio::spawn(app.run());
         let envs = state.store.list_environments().await.expect("environments");
@@ -108,9 +112,48 @@ impl TestApp {
             emulator,
             database_url,
             sqlite_path,
+            config,
             _dir: dir,
             _pg: pg,
         }
+    }
+
+    /// A second Ferry process on the same database and emulator (another port).
+    pub async fn spawn_peer(&self) -> (String, Arc<AppState>) {
+        let mut config = self.config.clone();
+        config.port = 0;
+        let app = Application::build(config).await.expect("peer builds");
+        let url = format!("http://{}", app.local_addr().expect("addr"));
+        let state = app.state();
+        tokio::spawn(app.run());
+        (url, state)
+    }
+
+    /// Changes the emulator's demo app policy.
+    pub async fn app_policy(&self, policy: Value) {
+        let resp = self
+            .http
+            .patch(format!(
+                "{}/__emulator/apps/ferry-demo-client",
+                self.emulator.production_url
+            ))
+            .json(&policy)
+            .send()
+            .await
+            .expect("policy");
+        assert!(resp.status().is_success());
+    }
+
+    /// The emulator's counters.
+    pub async fn emulator_stats(&self) -> Value {
+        self.http
+            .get(format!("{}/__emulator/stats", self.emulator.production_url))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json")
     }
 
     /// A request with the dev secret key.

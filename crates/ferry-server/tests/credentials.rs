@@ -1,0 +1,335 @@
+//! The token lifecycle on both databases (and two Ferry processes on Postgres): learned expiry without introspection on reads, one refresh for many concurrent callers, rotation without family revocations, classified failures, instance moves, and a dead lease holder.
+
+mod common;
+
+use common::{Browser, Db, TestApp};
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn connect(app: &TestApp) -> String {
+    let token = app
+        .connect_session(json!({"end_user": {"id": "lifecycle"}}))
+        .await;
+    let mut browser = Browser::new();
+    let login = browser
+        .get(&format!(
+            "{}/oauth/connect/salesforce?connect_session_token={token}",
+            app.url
+        ))
+        .await;
+    let done = browser
+        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let list: Value = app
+        .api(Method::GET, "/connections")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    list["connections"][0]["connection_id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+fn refreshes(stats: &Value) -> (u64, u64) {
+    let r = &stats["token_requests"]["refresh_token"];
+    (
+        r["ok"].as_u64().unwrap_or(0),
+        r["failed"].as_u64().unwrap_or(0),
+    )
+}
+
+async fn get(app_url: &str, key: &str, id: &str, extra: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{app_url}/connections/{id}?provider_config_key=salesforce{extra}"
+        ))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("get");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn reads_use_the_learned_expiry_without_introspecting(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = connect(&app).await;
+    let after_connect = app.emulator_stats().await;
+    assert_eq!(
+        after_connect["introspections"], 1,
+        "one introspection learns the expiry"
+    );
+    let (_, full) = get(&app.url, &app.dev_key, &id, "").await;
+    let expires = full["credentials"]["expires_at"]
+        .as_str()
+        .expect("expires_at learned");
+    let expires = chrono::DateTime::parse_from_rfc3339(expires)
+        .expect("iso")
+        .timestamp();
+    let now = chrono::Utc::now().timestamp();
+    assert!(
+        (expires - now - 7200).abs() < 120,
+        "about two hours away: {expires} vs {now}"
+    );
+    for _ in 0..100 {
+        let (status, _) = get(&app.url, &app.dev_key, &id, "").await;
+        assert_eq!(status, 200);
+    }
+    let stats = app.emulator_stats().await;
+    assert_eq!(
+        stats["introspections"], 1,
+        "no introspection on the request path"
+    );
+    assert_eq!(refreshes(&stats), (0, 0));
+}
+on_both_databases!(
+    reads_use_the_learned_expiry_without_introspecting,
+    reads_use_the_learned_expiry_without_introspecting
+);
+
+async fn many_concurrent_callers_share_one_refresh_under_rotation(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    // Rotation on, 10-second tokens; each period moves both Ferry processes' clocks and the
+    // emulator's past the expiry, then 100 callers arrive at once, half on each process.
+    app.app_policy(json!({"refresh_token_rotation": true, "access_token_ttl_secs": 10}))
+        .await;
+    let id = connect(&app).await;
+    let (peer_url, peer) = app.spawn_peer().await;
+    for period in 1..=10u64 {
+        let advanced = app
+            .http
+            .post(format!("{}/__emulator/clock", app.emulator.production_url))
+            .json(&json!({"advance_secs": 11}))
+            .send()
+            .await
+            .expect("clock");
+        assert!(advanced.status().is_success());
+        app.state.clock.advance_ms(11_000);
+        peer.clock.advance_ms(11_000);
+        let calls = (0..100).map(|n| {
+            let url = if n % 2 == 0 {
+                app.url.clone()
+            } else {
+                peer_url.clone()
+            };
+            let key = app.dev_key.clone();
+            let id = id.clone();
+            async move { get(&url, &key, &id, "").await }
+        });
+        let results = join_all(calls).await;
+        assert!(
+            results.iter().all(|(s, _)| *s == 200),
+            "every call succeeds: {:?}",
+            results.iter().find(|(s, _)| *s != 200)
+        );
+        let tokens: std::collections::BTreeSet<&str> = results
+            .iter()
+            .filter_map(|(_, v)| v["credentials"]["access_token"].as_str())
+            .collect();
+        assert_eq!(
+            tokens.len(),
+            1,
+            "all callers of one period see the same token"
+        );
+        let stats = app.emulator_stats().await;
+        assert_eq!(
+            refreshes(&stats),
+            (period, 0),
+            "exactly one refresh per period"
+        );
+        assert_eq!(stats["family_revocations"], 0);
+    }
+}
+on_both_databases!(
+    many_concurrent_callers_share_one_refresh_under_rotation,
+    many_concurrent_callers_share_one_refresh_under_rotation
+);
+
+async fn a_revoked_grant_marks_the_connection_once_and_stops_trying(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = connect(&app).await;
+    let revoke = app
+        .http
+        .post(format!(
+            "{}/__emulator/orgs/Acme/revoke-tokens",
+            app.emulator.production_url
+        ))
+        .send()
+        .await
+        .expect("revoke");
+    assert!(revoke.status().is_success());
+    let (status, err) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["code"], "invalid_credentials");
+    assert_eq!(
+        err["error"]["payload"]["connection"]["credentials"],
+        json!({})
+    );
+    let before = refreshes(&app.emulator_stats().await);
+    for _ in 0..50 {
+        let (status, err) = get(&app.url, &app.dev_key, &id, "").await;
+        assert_eq!(status, 424, "{err}");
+    }
+    assert_eq!(
+        refreshes(&app.emulator_stats().await),
+        before,
+        "no token calls for a dead grant"
+    );
+    let list: Value = app
+        .api(Method::GET, "/connections")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["connections"][0]["errors"][0]["type"], "auth");
+    let env = app.state.environment_by_key(&app.dev_key).expect("env");
+    let hooks = app
+        .state
+        .store
+        .list_webhooks(env.id, 10)
+        .await
+        .expect("hooks");
+    let failures: Vec<_> = hooks
+        .iter()
+        .filter(|h| h.payload["operation"] == "refresh")
+        .collect();
+    assert_eq!(failures.len(), 1, "exactly one webhook");
+    assert_eq!(failures[0].payload["success"], false);
+    assert_eq!(failures[0].payload["error"]["type"], "invalid_grant");
+}
+on_both_databases!(
+    a_revoked_grant_marks_the_connection_once_and_stops_trying,
+    a_revoked_grant_marks_the_connection_once_and_stops_trying
+);
+
+async fn outages_are_transient_and_recovery_is_announced(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = connect(&app).await;
+    let fault = app
+        .http
+        .post(format!("{}/__emulator/faults", app.emulator.production_url))
+        .json(&json!({"method": "POST", "path_prefix": "/services/oauth2/token", "status": 503, "body": "down", "count": 1}))
+        .send()
+        .await
+        .expect("fault");
+    assert!(fault.status().is_success());
+    let (status, err) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 424, "{err}");
+    let (status, _) = get(&app.url, &app.dev_key, &id, "").await;
+    assert_eq!(
+        status, 200,
+        "a short outage does not break reads of a valid token"
+    );
+    let (status, _) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 200);
+    let env = app.state.environment_by_key(&app.dev_key).expect("env");
+    let hooks = app
+        .state
+        .store
+        .list_webhooks(env.id, 10)
+        .await
+        .expect("hooks");
+    let refresh_hooks: Vec<_> = hooks
+        .iter()
+        .filter(|h| h.payload["operation"] == "refresh")
+        .collect();
+    assert_eq!(
+        refresh_hooks.len(),
+        1,
+        "no alarm for the outage, one recovery"
+    );
+    assert_eq!(refresh_hooks[0].payload["success"], true);
+}
+on_both_databases!(
+    outages_are_transient_and_recovery_is_announced,
+    outages_are_transient_and_recovery_is_announced
+);
+
+async fn instance_url_follows_an_org_move(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = connect(&app).await;
+    let moved: Value = app
+        .http
+        .post(format!(
+            "{}/__emulator/orgs/Acme/migrate",
+            app.emulator.production_url
+        ))
+        .send()
+        .await
+        .expect("migrate")
+        .json()
+        .await
+        .expect("json");
+    let (status, full) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 200, "{full}");
+    assert_eq!(
+        full["connection_config"]["instance_url"],
+        moved["instance_url"]
+    );
+    assert_eq!(
+        full["connection_config"]["instance_url"],
+        app.emulator.instance2_url.as_str()
+    );
+}
+on_both_databases!(
+    instance_url_follows_an_org_move,
+    instance_url_follows_an_org_move
+);
+
+async fn a_lease_left_by_a_dead_process_lapses_and_another_refreshes(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = connect(&app).await;
+    let env = app.state.environment_by_key(&app.dev_key).expect("env");
+    let connection = app
+        .state
+        .store
+        .get_connection(env.id, "salesforce", &id)
+        .await
+        .expect("get")
+        .expect("exists");
+    // A process that took the lease and died: it holds it for 300 ms.
+    let now = chrono::Utc::now().timestamp_millis();
+    let fence = app
+        .state
+        .store
+        .acquire_refresh_lease(connection.id, "dead-process", now, 300)
+        .await
+        .expect("lease");
+    assert!(fence.is_some());
+    let (status, full) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 200, "{full}");
+    assert_eq!(refreshes(&app.emulator_stats().await), (1, 0));
+    // The dead process's late write (stale fence) cannot overwrite the newer credentials.
+    let stale = app
+        .state
+        .store
+        .update_credentials(
+            connection.id,
+            b"stale",
+            None,
+            None,
+            fence,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await
+        .expect("write");
+    assert!(!stale);
+}
+on_both_databases!(
+    a_lease_left_by_a_dead_process_lapses_and_another_refreshes,
+    a_lease_left_by_a_dead_process_lapses_and_another_refreshes
+);
