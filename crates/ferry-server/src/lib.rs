@@ -8,5 +8,6 @@ pub mod config;
 pub mod connections;
 pub mod dev;
 pub mod error;
+pub mod keys;
 pub mod providers;
 pub mod ws;
