@@ -52,6 +52,21 @@ pub enum KeysCommand {
     Generate,
     /// Print each environment's secret key.
     Show(crate::config::ServerArgs),
+    /// Re-encrypt every stored secret under a new encryption key, without downtime.
+    ///
+    /// Reads the new key from FERRY_ENCRYPTION_KEY (or FERRY_ENCRYPTION_KEY_FILE) and the old
+    /// one(s) from FERRY_PREVIOUS_ENCRYPTION_KEYS (comma-separated). Safe to run while servers
+    /// are serving and safe to run again: secrets written meanwhile are never overwritten, and
+    /// the database is marked with the new key only once every secret is re-encrypted.
+    ///
+    /// The zero-downtime procedure:
+    ///   1. Generate a key: `ferry keys generate`.
+    ///   2. Restart the servers one by one with FERRY_ENCRYPTION_KEY=<new> and
+    ///      FERRY_PREVIOUS_ENCRYPTION_KEYS=<old> (they read both, write with the new one).
+    ///   3. Run `ferry keys rotate` with the same two variables.
+    ///   4. Remove FERRY_PREVIOUS_ENCRYPTION_KEYS and restart the servers.
+    #[command(verbatim_doc_comment)]
+    Rotate(crate::config::ServerArgs),
 }
 
 /// Flags of `ferry emulator`.
@@ -130,6 +145,7 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Show(args)) => runtime.block_on(keys_show(args)),
+        Command::Keys(KeysCommand::Rotate(args)) => runtime.block_on(crate::keys::run_cli(args)),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod credentials;
 pub mod dev;
 pub mod error;
+pub mod keys;
 pub mod providers;
 pub mod webhooks;
 pub mod ws;
