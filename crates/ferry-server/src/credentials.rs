@@ -141,6 +141,31 @@ impl CredentialService {
         connection: Connection,
         force: bool,
     ) -> Result<(Connection, Credentials), CredentialError> {
+        self.get_with(state, integration, connection, force, None)
+            .await
+    }
+
+    /// After Salesforce refused `rejected_token` (`401 INVALID_SESSION_ID`): a new token, by one
+    /// refresh shared with every caller that saw the same rejection.
+    pub async fn replace_rejected(
+        &self,
+        state: &AppState,
+        integration: &Integration,
+        connection: Connection,
+        rejected_token: &str,
+    ) -> Result<(Connection, Credentials), CredentialError> {
+        self.get_with(state, integration, connection, true, Some(rejected_token))
+            .await
+    }
+
+    async fn get_with(
+        &self,
+        state: &AppState,
+        integration: &Integration,
+        connection: Connection,
+        force: bool,
+        rejected_token: Option<&str>,
+    ) -> Result<(Connection, Credentials), CredentialError> {
         let policy = &state.config.token_policy;
         if connection.status == ConnectionStatus::NeedsReauth && !force {
             return Err(known_failure(&connection));
@@ -167,6 +192,10 @@ impl CredentialService {
                 return Ok((current, credentials));
             }
             if !force && is_fresh(&credentials, policy, state.clock.now_ms()) {
+                return Ok((current, credentials));
+            }
+            // Someone already replaced the token Salesforce refused.
+            if rejected_token.is_some_and(|t| t != credentials.access_token) {
                 return Ok((current, credentials));
             }
             if let Some(fence) = state

@@ -8,6 +8,7 @@ pub mod environment;
 pub mod integrations;
 pub mod oauth;
 pub mod providers;
+pub mod proxy;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -32,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(connections::routes())
         .merge(oauth::routes())
         .merge(environment::routes())
+        .merge(proxy::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -1,0 +1,229 @@
+//! `ANY /proxy/{path}`: the app's call forwarded to the connection's `instance_url` with its token, bodies streamed both ways, caller headers only as `Nango-Proxy-*`, and one refresh-and-retry on `401 INVALID_SESSION_ID`.
+
+use super::auth::Env;
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+use futures::TryStreamExt;
+use std::sync::Arc;
+
+/// Bodies up to this size are kept so a call can be replayed after a token refresh.
+const REPLAYABLE_BODY: usize = 1024 * 1024;
+
+/// The routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/proxy", any(proxy))
+        .route("/proxy/{*path}", any(proxy))
+}
+
+/// Response headers that describe the hop, not the message.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The upstream request headers: `Nango-Proxy-*` with the prefix stripped, plus the body's
+/// content type; never Ferry's own headers or the caller's key.
+fn upstream_headers(incoming: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in ["content-type", "accept"] {
+        if let Some(v) = incoming.get(name) {
+            out.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    for (name, value) in incoming {
+        if let Some(stripped) = name.as_str().strip_prefix("nango-proxy-") {
+            if stripped.eq_ignore_ascii_case("authorization") || stripped.is_empty() {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(stripped.as_bytes()) {
+                out.insert(n, value.clone());
+            }
+        }
+    }
+    out
+}
+
+enum Outbound {
+    Replayable(bytes::Bytes),
+    Streamed(Option<Body>),
+}
+
+async fn proxy(
+    State(state): State<Arc<AppState>>,
+    Env(env): Env,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let connection_id = header(headers, "connection-id").ok_or_else(|| {
+        ApiError::bad_request("invalid_headers", "the Connection-Id header is required")
+    })?;
+    let key = header(headers, "provider-config-key").ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_headers",
+            "the Provider-Config-Key header is required",
+        )
+    })?;
+    if header(headers, "base-url-override").is_some() {
+        return Err(ApiError::bad_request(
+            "base_url_override_disabled",
+            "Base-Url-Override is disabled: calls go to the connection's instance_url",
+        ));
+    }
+    let integration = state
+        .store
+        .get_integration(env.id, key)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_provider_config",
+                format!("there is no integration {key}"),
+            )
+        })?;
+    let connection = state
+        .store
+        .get_connection(env.id, &integration.unique_key, connection_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_connection",
+                format!("no connection {connection_id} for {key}"),
+            )
+        })?;
+    let (mut connection, mut credentials) = state
+        .credentials
+        .get(&state, &integration, connection, false)
+        .await
+        .map_err(|e| e.into_api(None))?;
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let rest = path_and_query
+        .strip_prefix("/proxy")
+        .unwrap_or(path_and_query);
+    let rest = if rest.starts_with('/') || rest.is_empty() {
+        rest.to_string()
+    } else {
+        format!("/{rest}")
+    };
+    let forward = upstream_headers(headers);
+    let length = header(headers, "content-length").and_then(|l| l.parse::<usize>().ok());
+    let chunked = headers.contains_key("transfer-encoding");
+    let mut outbound = match (length, chunked) {
+        (Some(n), false) if n <= REPLAYABLE_BODY => {
+            Outbound::Replayable(axum::body::to_bytes(body, REPLAYABLE_BODY).await.map_err(
+                |_| ApiError::bad_request("invalid_body", "the request body could not be read"),
+            )?)
+        }
+        (None, false) => Outbound::Replayable(bytes::Bytes::new()),
+        _ => Outbound::Streamed(Some(body)),
+    };
+    let mut refreshed = false;
+    loop {
+        let instance_url = connection
+            .connection_config
+            .get("instance_url")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
+        if !state.config.hosts.upstream_allowed(&instance_url) {
+            return Err(ApiError::bad_request(
+                "invalid_connection_config",
+                "the connection's instance_url is not a host Ferry sends tokens to",
+            ));
+        }
+        let mut req = state
+            .http
+            .request(parts.method.clone(), format!("{instance_url}{rest}"))
+            .headers(forward.clone())
+            .bearer_auth(&credentials.access_token);
+        req = match &mut outbound {
+            Outbound::Replayable(bytes) => req.body(bytes.clone()),
+            Outbound::Streamed(body) => match body.take() {
+                Some(b) => req.body(reqwest::Body::wrap_stream(b.into_data_stream())),
+                None => req,
+            },
+        };
+        let upstream = req.send().await.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("Salesforce could not be reached: {}", e.without_url()),
+            )
+        })?;
+        let status = upstream.status();
+        if status == StatusCode::UNAUTHORIZED
+            && !refreshed
+            && matches!(outbound, Outbound::Replayable(_))
+        {
+            let rejected_headers = upstream.headers().clone();
+            let body_bytes = upstream.bytes().await.unwrap_or_default();
+            if String::from_utf8_lossy(&body_bytes).contains("INVALID_SESSION_ID") {
+                refreshed = true;
+                let (c, k) = state
+                    .credentials
+                    .replace_rejected(&state, &integration, connection, &credentials.access_token)
+                    .await
+                    .map_err(|e| e.into_api(None))?;
+                connection = c;
+                credentials = k;
+                continue;
+            }
+            return Ok(respond(
+                status,
+                &rejected_headers,
+                Body::from(body_bytes),
+                None,
+            ));
+        }
+        let hint = (status == StatusCode::UNAUTHORIZED && refreshed).then_some(
+            "Salesforce refused a freshly refreshed token: check the connected app's IP restrictions and session policy",
+        );
+        let response_headers = upstream.headers().clone();
+        let stream = upstream.bytes_stream().map_err(std::io::Error::other);
+        return Ok(respond(
+            status,
+            &response_headers,
+            Body::from_stream(stream),
+            hint,
+        ));
+    }
+}
+
+fn respond(status: StatusCode, upstream: &HeaderMap, body: Body, hint: Option<&str>) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    for (name, value) in upstream {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    if let Some(h) = hint.and_then(|h| HeaderValue::from_str(h).ok()) {
+        response.headers_mut().insert("ferry-hint", h);
+    }
+    response
+}
