@@ -1,76 +1,10 @@
 //! REST query tests over real HTTP: paging with root-relative locators, batch sizes, queryAll, relationship fields, COUNT(), FIELDS(), encodings and Salesforce's query errors.
 
-use ferry_emulator::{start, EmulatorConfig, RunningEmulator};
+mod support;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-struct Org {
-    emulator: RunningEmulator,
-    http: reqwest::Client,
-    token: String,
-    instance: String,
-}
-
-impl Org {
-    async fn demo() -> Org {
-        let emulator = start(EmulatorConfig::ephemeral())
-            .await
-            .expect("emulator starts");
-        let http = reqwest::Client::new();
-        let minted: Value = http
-            .post(format!(
-                "{}/__emulator/orgs/Acme/tokens",
-                emulator.production_url
-            ))
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("mint")
-            .json()
-            .await
-            .expect("json");
-        Org {
-            token: minted["access_token"].as_str().expect("token").to_string(),
-            instance: minted["instance_url"]
-                .as_str()
-                .expect("instance")
-                .to_string(),
-            emulator,
-            http,
-        }
-    }
-
-    /// GETs a path relative to the instance with a raw (already encoded) query string.
-    async fn get_raw(&self, path_and_query: &str, batch: Option<usize>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .get(format!("{}{path_and_query}", self.instance))
-            .bearer_auth(&self.token);
-        if let Some(n) = batch {
-            req = req.header("Sforce-Query-Options", format!("batchSize={n}"));
-        }
-        let resp = req.send().await.expect("get");
-        let status = resp.status();
-        (status, resp.json().await.expect("json"))
-    }
-
-    async fn query(&self, soql: &str) -> (StatusCode, Value) {
-        let q: String = url_encode(soql);
-        self.get_raw(&format!("/services/data/v59.0/query?q={q}"), None)
-            .await
-    }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use support::{url_encode, Org};
 
 #[tokio::test]
 async fn pages_follow_root_relative_locators_under_query_and_query_all() {

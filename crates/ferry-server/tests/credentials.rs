@@ -2,39 +2,10 @@
 
 mod common;
 
-use common::{Browser, Db, TestApp};
+use common::{Db, TestApp};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-async fn connect(app: &TestApp) -> String {
-    let token = app
-        .connect_session(json!({"end_user": {"id": "lifecycle"}}))
-        .await;
-    let mut browser = Browser::new();
-    let login = browser
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = browser
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
-    assert_eq!(done.status, 200, "{}", done.body);
-    let list: Value = app
-        .api(Method::GET, "/connections")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    list["connections"][0]["connection_id"]
-        .as_str()
-        .expect("id")
-        .to_string()
-}
 
 fn refreshes(stats: &Value) -> (u64, u64) {
     let r = &stats["token_requests"]["refresh_token"];
@@ -60,7 +31,7 @@ async fn get(app_url: &str, key: &str, id: &str, extra: &str) -> (u16, Value) {
 async fn reads_use_the_learned_expiry_without_introspecting(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    let id = connect(&app).await;
+    let id = app.connect_org("lifecycle").await;
     let after_connect = app.emulator_stats().await;
     assert_eq!(
         after_connect["introspections"], 1,
@@ -101,7 +72,7 @@ async fn many_concurrent_callers_share_one_refresh_under_rotation(db: Db) {
     // emulator's past the expiry, then 100 callers arrive at once, half on each process.
     app.app_policy(json!({"refresh_token_rotation": true, "access_token_ttl_secs": 10}))
         .await;
-    let id = connect(&app).await;
+    let id = app.connect_org("lifecycle").await;
     let (peer_url, peer) = app.spawn_peer().await;
     for period in 1..=10u64 {
         let advanced = app
@@ -156,7 +127,7 @@ on_both_databases!(
 async fn a_revoked_grant_marks_the_connection_once_and_stops_trying(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    let id = connect(&app).await;
+    let id = app.connect_org("lifecycle").await;
     let revoke = app
         .http
         .post(format!(
@@ -216,7 +187,7 @@ on_both_databases!(
 async fn outages_are_transient_and_recovery_is_announced(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    let id = connect(&app).await;
+    let id = app.connect_org("lifecycle").await;
     let fault = app
         .http
         .post(format!("{}/__emulator/faults", app.emulator.production_url))
@@ -260,7 +231,7 @@ on_both_databases!(
 async fn instance_url_follows_an_org_move(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    let id = connect(&app).await;
+    let id = app.connect_org("lifecycle").await;
     let moved: Value = app
         .http
         .post(format!(
@@ -292,7 +263,7 @@ on_both_databases!(
 async fn a_lease_left_by_a_dead_process_lapses_and_another_refreshes(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    let id = connect(&app).await;
+    let id = app.connect_org("lifecycle").await;
     let env = app.state.environment_by_key(&app.dev_key).expect("env");
     let connection = app
         .state

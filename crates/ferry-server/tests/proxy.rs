@@ -2,38 +2,9 @@
 
 mod common;
 
-use common::{Browser, Db, TestApp};
+use common::{Db, TestApp};
 use futures::future::join_all;
 use serde_json::{json, Value};
-
-async fn connect(app: &TestApp) -> String {
-    let token = app
-        .connect_session(json!({"end_user": {"id": "proxied"}}))
-        .await;
-    let mut browser = Browser::new();
-    let login = browser
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = browser
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
-    assert_eq!(done.status, 200, "{}", done.body);
-    let list: Value = app
-        .api(reqwest::Method::GET, "/connections")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    list["connections"][0]["connection_id"]
-        .as_str()
-        .expect("id")
-        .to_string()
-}
 
 fn proxied(
     app: &TestApp,
@@ -50,7 +21,7 @@ fn proxied(
 async fn proxied_calls_reach_salesforce_without_extra_upstream_calls(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    let id = connect(&app).await;
+    let id = app.connect_org("proxied").await;
     let created = proxied(
         &app,
         reqwest::Method::POST,
@@ -136,7 +107,7 @@ on_both_databases!(
 async fn an_invalid_session_costs_one_refresh_and_one_retry(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    let id = connect(&app).await;
+    let id = app.connect_org("proxied").await;
     let full: Value = app
         .api(
             reqwest::Method::GET,

@@ -44,23 +44,6 @@ async fn receiver() -> Receiver {
     }
 }
 
-async fn connect(app: &TestApp, end_user: &str) {
-    let token = app
-        .connect_session(json!({"end_user": {"id": end_user, "email": "e@example.com"}}))
-        .await;
-    let mut browser = Browser::new();
-    let login = browser
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = browser
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
-    assert_eq!(done.status, 200, "{}", done.body);
-}
-
 async fn auth_webhooks_are_signed_queued_and_retried(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
@@ -79,7 +62,7 @@ async fn auth_webhooks_are_signed_queued_and_retried(db: Db) {
         .expect("key")
         .to_string();
 
-    connect(&app, "hooked").await;
+    app.connect_org("hooked").await;
     assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Delivered);
     let (headers, body) = hook.requests.recv().await.expect("a webhook");
     let signature = headers
@@ -117,7 +100,7 @@ async fn auth_webhooks_are_signed_queued_and_retried(db: Db) {
 
     // A reconnect is an override; a 503 is retried later, a 400 is not.
     hook.statuses.lock().expect("lock").push_back(503);
-    connect(&app, "hooked").await;
+    app.connect_org("hooked").await;
     assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Retried);
     let (_, body) = hook.requests.recv().await.expect("a webhook");
     assert_eq!(
@@ -142,7 +125,7 @@ async fn auth_webhooks_are_signed_queued_and_retried(db: Db) {
     assert_eq!(queued[0].last_error.as_deref(), Some("HTTP 503"));
 
     hook.statuses.lock().expect("lock").push_back(400);
-    connect(&app, "another").await;
+    app.connect_org("another").await;
     assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Failed);
     let (_, body) = hook.requests.recv().await.expect("the refused webhook");
     assert_eq!(
@@ -187,7 +170,7 @@ on_both_databases!(
 async fn webhooks_are_skipped_when_no_url_is_configured() {
     let app = TestApp::spawn(Db::Sqlite).await;
     app.create_integrations().await;
-    connect(&app, "nobody-listens").await;
+    app.connect_org("nobody-listens").await;
     assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Skipped);
     assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Idle);
 }

@@ -118,6 +118,40 @@ impl TestApp {
         }
     }
 
+    /// Connects the demo production org for `end_user` through a connect session and the real
+    /// login and consent pages; returns the connection id.
+    pub async fn connect_org(&self, end_user: &str) -> String {
+        let token = self
+            .connect_session(json!({"end_user": {"id": end_user, "email": "user@example.com"}}))
+            .await;
+        let mut browser = Browser::new();
+        let login = browser
+            .get(&format!(
+                "{}/oauth/connect/salesforce?connect_session_token={token}",
+                self.url
+            ))
+            .await;
+        let done = browser
+            .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        let list: Value = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/connections?endUserId={end_user}"),
+            )
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        list["connections"][0]["connection_id"]
+            .as_str()
+            .expect("a connection")
+            .to_string()
+    }
+
     /// A second Ferry process on the same database and emulator (another port).
     pub async fn spawn_peer(&self) -> (String, Arc<AppState>) {
         let mut config = self.config.clone();
