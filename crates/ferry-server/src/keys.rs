@@ -160,9 +160,7 @@ where
             .filter(|(_, blob)| vault.needs_rotation(blob))
             .count();
         if remaining == 0 {
-            store
-                .set_meta(KEY_FINGERPRINT, vault.fingerprint())
-                .await?;
+            store.set_meta(KEY_FINGERPRINT, vault.fingerprint()).await?;
             tracing::info!(
                 key_id = %vault.current_key_id(),
                 rotated = report.rotated,
@@ -271,7 +269,8 @@ async fn explain_missing_previous_key(config: &crate::config::Config) -> Option<
     let store = ferry_store::connect(&config.database_url).await.ok()?;
     let stored = store.get_meta(KEY_FINGERPRINT).await.ok().flatten();
     store.close().await;
-    let key = ferry_core::vault::EncryptionKey::parse(config.encryption_key.expose_secret()).ok()?;
+    let key =
+        ferry_core::vault::EncryptionKey::parse(config.encryption_key.expose_secret()).ok()?;
     match stored {
         Some(stored) if stored != key.fingerprint() => Some(anyhow::anyhow!(
             "FERRY_PREVIOUS_ENCRYPTION_KEYS is empty, and the database is encrypted with a key \

@@ -19,7 +19,9 @@ use std::sync::Arc;
 /// its `GET /connections/{id}` body (with the refresh token).
 async fn connect_acme(app: &TestApp, end_user: &str) -> (String, Value) {
     let token = app
-        .connect_session(json!({"end_user": {"id": end_user}, "allowed_integrations": ["salesforce"]}))
+        .connect_session(
+            json!({"end_user": {"id": end_user}, "allowed_integrations": ["salesforce"]}),
+        )
         .await;
     let mut browser = Browser::new();
     let login = browser
@@ -134,7 +136,11 @@ async fn rotation_re_encrypts_every_secret_while_servers_keep_serving(db: Db) {
             count(|r| matches!(r, CipherRef::OAuthStatePkceVerifier(_))),
         )
     };
-    assert_eq!(kinds(&before_plain), (2, 1, 1), "every kind of secret is covered");
+    assert_eq!(
+        kinds(&before_plain),
+        (2, 1, 1),
+        "every kind of secret is covered"
+    );
 
     // Step 2: a server restarted with the new key and the old one reads the old ciphertexts.
     let (during_url, during) = serve(config(&app, &new, &[&old])).await;
@@ -146,7 +152,10 @@ async fn rotation_re_encrypts_every_secret_while_servers_keep_serving(db: Db) {
         .await
         .expect("rotation");
     assert_eq!(report.rotated, 4, "{report}");
-    assert_eq!((report.already_current, report.retried, report.gone), (0, 0, 0));
+    assert_eq!(
+        (report.already_current, report.retried, report.gone),
+        (0, 0, 0)
+    );
 
     // Every secret is under the new key and opens with it alone, to the same values.
     let new_only = Vault::new(new.clone(), vec![]);
@@ -377,11 +386,7 @@ async fn a_refresh_during_the_rotation_is_kept_whichever_key_sealed_it(db: Db) {
     keys::rotate(&*app.state.store, &restored)
         .await
         .expect("rotation back");
-    let racing = RacingStore::new(
-        app.state.store.clone(),
-        Vault::new(old.clone(), vec![]),
-        2,
-    );
+    let racing = RacingStore::new(app.state.store.clone(), Vault::new(old.clone(), vec![]), 2);
     let report = keys::rotate(&racing, &rotating).await.expect("rotation");
     assert_eq!(report.retried, 2, "{report}");
     assert_eq!(report.rotated, 3, "{report}");
