@@ -101,6 +101,8 @@ pub async fn learn_expiry(state: &AppState, client: &OAuthClient, access_token: 
 #[derive(Debug)]
 pub struct CredentialService {
     locks: Mutex<HashMap<ConnectionRowId, Arc<tokio::sync::Mutex<()>>>>,
+    /// After a transient failure: (failures in a row, no new attempt before this instant).
+    backoff: Mutex<HashMap<ConnectionRowId, (u32, i64)>>,
     /// This process's lease owner name.
     owner: String,
 }
@@ -109,9 +111,18 @@ impl Default for CredentialService {
     fn default() -> Self {
         CredentialService {
             locks: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(HashMap::new()),
             owner: format!("ferry-{}", uuid::Uuid::new_v4()),
         }
     }
+}
+
+/// Backoff after the `n`th transient failure in a row: 1 s, 2 s, 4 s … up to 5 min, plus jitter.
+fn transient_backoff_ms(failures: u32) -> i64 {
+    let base = 1_000i64
+        .saturating_mul(1 << failures.clamp(1, 9).saturating_sub(1))
+        .min(300_000);
+    base + rand::random_range(0..=base / 4)
 }
 
 /// Fresh: not within the refresh margin of its expiry. The margin is at most a quarter of the
@@ -158,6 +169,21 @@ impl CredentialService {
             .await
     }
 
+    /// Whether a transient failure put this connection in backoff.
+    fn in_backoff(&self, id: ConnectionRowId, now: i64) -> bool {
+        self.backoff
+            .lock()
+            .get(&id)
+            .is_some_and(|(_, until)| *until > now)
+    }
+
+    fn note_transient(&self, id: ConnectionRowId, now: i64) {
+        let mut backoff = self.backoff.lock();
+        let entry = backoff.entry(id).or_insert((0, now));
+        entry.0 += 1;
+        entry.1 = now + transient_backoff_ms(entry.0);
+    }
+
     async fn get_with(
         &self,
         state: &AppState,
@@ -171,9 +197,56 @@ impl CredentialService {
             return Err(known_failure(&connection));
         }
         let credentials = open(state, &connection)?;
-        if !force && is_fresh(&credentials, policy, state.clock.now_ms()) {
+        let now = state.clock.now_ms();
+        if !force && is_fresh(&credentials, policy, now) {
             return Ok((connection, credentials));
         }
+        // During a token-endpoint outage: keep using a token that has not expired yet, and do
+        // not call the token endpoint again before the backoff ends.
+        let still_valid = credentials.expires_at.is_some_and(|e| e > now);
+        if self.in_backoff(connection.id, now) && rejected_token.is_none() && !force {
+            if still_valid {
+                return Ok((connection, credentials));
+            }
+            return Err(CredentialError::Transient(
+                "the token endpoint failed recently; backing off".into(),
+            ));
+        }
+        let id = connection.id;
+        let fallback = (still_valid && !force && rejected_token.is_none())
+            .then(|| (connection.clone(), credentials.clone()));
+        let result = self
+            .refresh_flow(state, integration, connection, force, rejected_token)
+            .await;
+        match result {
+            Err(CredentialError::Transient(reason)) => {
+                self.note_transient(id, state.clock.now_ms());
+                match fallback {
+                    Some(current) => {
+                        tracing::warn!(connection = id.0, %reason, "refresh failed for now; the current token is still valid");
+                        Ok(current)
+                    }
+                    None => Err(CredentialError::Transient(reason)),
+                }
+            }
+            other => {
+                if other.is_ok() {
+                    self.backoff.lock().remove(&id);
+                }
+                other
+            }
+        }
+    }
+
+    async fn refresh_flow(
+        &self,
+        state: &AppState,
+        integration: &Integration,
+        connection: Connection,
+        force: bool,
+        rejected_token: Option<&str>,
+    ) -> Result<(Connection, Credentials), CredentialError> {
+        let policy = &state.config.token_policy;
         let fence_seen = connection.refresh_fence;
         let lock = self.lock_for(connection.id);
         let _guard = lock.lock().await;

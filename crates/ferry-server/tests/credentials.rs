@@ -304,3 +304,87 @@ on_both_databases!(
     a_lease_left_by_a_dead_process_lapses_and_another_refreshes,
     a_lease_left_by_a_dead_process_lapses_and_another_refreshes
 );
+
+async fn during_an_outage_a_still_valid_token_keeps_working_and_the_endpoint_is_not_hammered(
+    db: Db,
+) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    app.app_policy(json!({"access_token_ttl_secs": 10})).await;
+    let id = app.connect_org("outage").await;
+    let (_, before) = get(&app.url, &app.dev_key, &id, "").await;
+    let token = before["credentials"]["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    // Eight seconds on: inside the refresh margin, not yet expired.
+    app.http
+        .post(format!("{}/__emulator/clock", app.emulator.production_url))
+        .json(&json!({"advance_secs": 8}))
+        .send()
+        .await
+        .expect("clock");
+    app.state.clock.advance_ms(8_000);
+    app.http
+        .post(format!("{}/__emulator/faults", app.emulator.production_url))
+        .json(&json!({"method": "POST", "path_prefix": "/services/oauth2/token", "status": 503, "body": "down"}))
+        .send()
+        .await
+        .expect("fault");
+    for _ in 0..20 {
+        let (status, full) = get(&app.url, &app.dev_key, &id, "").await;
+        assert_eq!(status, 200, "{full}");
+        assert_eq!(full["credentials"]["access_token"], token.as_str());
+    }
+    let token_calls = |stats: &Value| {
+        stats["api_requests"]["by_path"]["/services/oauth2/token"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let stats = app.emulator_stats().await;
+    let during = token_calls(&stats);
+    // The connect's code exchange was one call; the outage adds exactly one attempt.
+    assert_eq!(during, 2, "one attempt, then backoff: {stats}");
+    let list: Value = app
+        .api(Method::GET, "/connections")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        list["connections"][0]["errors"][0]["transient"], true,
+        "visible, but not needs_reauth"
+    );
+    // The outage ends; after the backoff the next call refreshes and recovery is announced.
+    app.http
+        .delete(format!("{}/__emulator/faults", app.emulator.production_url))
+        .send()
+        .await
+        .expect("clear");
+    app.state.clock.advance_ms(1_500);
+    let (status, full) = get(&app.url, &app.dev_key, &id, "").await;
+    assert_eq!(status, 200, "{full}");
+    assert_ne!(full["credentials"]["access_token"], token.as_str());
+    let stats = app.emulator_stats().await;
+    assert_eq!(token_calls(&stats), 3);
+    assert_eq!(refreshes(&stats), (1, 0));
+    let env = app.state.environment_by_key(&app.dev_key).expect("env");
+    let hooks = app
+        .state
+        .store
+        .list_webhooks(env.id, 10)
+        .await
+        .expect("hooks");
+    let refresh_hooks: Vec<_> = hooks
+        .iter()
+        .filter(|h| h.payload["operation"] == "refresh")
+        .collect();
+    assert_eq!(refresh_hooks.len(), 1);
+    assert_eq!(refresh_hooks[0].payload["success"], true);
+}
+on_both_databases!(
+    during_an_outage_a_still_valid_token_keeps_working_and_the_endpoint_is_not_hammered,
+    during_an_outage_a_still_valid_token_keeps_working_and_the_endpoint_is_not_hammered
+);
