@@ -207,6 +207,10 @@ impl Application {
                 self.state.clone(),
                 self.shutdown.clone(),
             ));
+            tokio::spawn(crate::refresher::worker(
+                self.state.clone(),
+                self.shutdown.clone(),
+            ));
         }
         let router = crate::api::router(self.state.clone());
         let token = self.shutdown.clone();

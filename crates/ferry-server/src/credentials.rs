@@ -20,6 +20,9 @@ pub struct TokenPolicy {
     pub assumed_lifetime_ms: i64,
     /// How long a refresh lease is held at most (longer than any token call).
     pub lease_ttl_ms: i64,
+    /// Refresh connections whose token is older than this, so an idle refresh token never
+    /// reaches Salesforce's idle expiry.
+    pub keepalive_ms: i64,
 }
 
 impl Default for TokenPolicy {
@@ -28,6 +31,7 @@ impl Default for TokenPolicy {
             refresh_margin_ms: 5 * 60 * 1000,
             assumed_lifetime_ms: 60 * 60 * 1000,
             lease_ttl_ms: 60 * 1000,
+            keepalive_ms: 12 * 60 * 60 * 1000,
         }
     }
 }

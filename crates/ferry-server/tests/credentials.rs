@@ -388,3 +388,40 @@ on_both_databases!(
     during_an_outage_a_still_valid_token_keeps_working_and_the_endpoint_is_not_hammered,
     during_an_outage_a_still_valid_token_keeps_working_and_the_endpoint_is_not_hammered
 );
+
+async fn the_background_refresher_renews_expiring_and_idle_connections(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = app.connect_org("background").await;
+    let pass = ferry_server::refresher::run_one(&app.state)
+        .await
+        .expect("pass");
+    assert_eq!(
+        (pass.checked, pass.refreshed),
+        (1, 0),
+        "a fresh token is left alone"
+    );
+    // Thirteen hours later the two-hour token has expired and the connection is idle.
+    app.http
+        .post(format!("{}/__emulator/clock", app.emulator.production_url))
+        .json(&json!({"advance_secs": 13 * 3_600}))
+        .send()
+        .await
+        .expect("clock");
+    app.state.clock.advance_ms(13 * 3_600_000);
+    let pass = ferry_server::refresher::run_one(&app.state)
+        .await
+        .expect("pass");
+    assert_eq!(pass.refreshed, 1);
+    assert_eq!(refreshes(&app.emulator_stats().await), (1, 0));
+    let (_, full) = get(&app.url, &app.dev_key, &id, "").await;
+    assert!(full["credentials"]["access_token"].as_str().is_some());
+    let pass = ferry_server::refresher::run_one(&app.state)
+        .await
+        .expect("pass");
+    assert_eq!(pass.refreshed, 0, "nothing left to do");
+}
+on_both_databases!(
+    the_background_refresher_renews_expiring_and_idle_connections,
+    the_background_refresher_renews_expiring_and_idle_connections
+);
