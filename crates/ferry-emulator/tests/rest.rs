@@ -4,7 +4,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::Org;
+use support::{url_encode, Org};
 
 #[tokio::test]
 async fn versions_list_needs_no_session_and_labels_releases() {
@@ -753,4 +753,72 @@ async fn unknown_routes_and_methods_answer_in_salesforce_shape() {
     let (status, _, body) = org.get("/no/such/resource").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body[0]["errorCode"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn admin_writes_can_choose_the_system_modstamp_and_seed_shared_stamps() {
+    let org = Org::demo().await;
+    let created = org
+        .admin(
+            reqwest::Method::POST,
+            "/orgs/Acme/records/Contact",
+            json!({"LastName": "Late", "SystemModstamp": "2020-05-05T10:00:00Z"}),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id").to_string();
+    let (_, _, record) = org.get(&format!("/sobjects/Contact/{id}")).await;
+    assert_eq!(record["SystemModstamp"], "2020-05-05T10:00:00.000+0000");
+    org.admin(
+        reqwest::Method::PATCH,
+        &format!("/orgs/Acme/records/Contact/{id}"),
+        json!({"Title": "CTO", "SystemModstamp": "2020-05-05T11:00:00Z"}),
+    )
+    .await;
+    let (_, _, record) = org.get(&format!("/sobjects/Contact/{id}")).await;
+    assert_eq!(record["Title"], "CTO");
+    assert_eq!(record["SystemModstamp"], "2020-05-05T11:00:00.000+0000");
+    org.admin(
+        reqwest::Method::DELETE,
+        &format!("/orgs/Acme/records/Contact/{id}?system_modstamp=2020-05-05T12:00:00Z"),
+        json!({}),
+    )
+    .await;
+    let (status, _, _) = org.get(&format!("/sobjects/Contact/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let purged = org
+        .admin(
+            reqwest::Method::POST,
+            "/orgs/Acme/recycle-bin/empty",
+            json!({}),
+        )
+        .await;
+    assert_eq!(purged["purged"], 1);
+
+    let seeded = org
+        .admin(
+            reqwest::Method::POST,
+            "/orgs/Acme/seed",
+            json!({"counts": {"Lead": 500}, "same_systemmodstamp": true}),
+        )
+        .await;
+    assert_eq!(seeded["created"]["Lead"], 500);
+    let q = url_encode("SELECT COUNT() FROM Lead WHERE SystemModstamp = LAST_N_DAYS:0");
+    let (_, counted) = org
+        .get_raw(&format!("/services/data/v59.0/query?q={q}"), None)
+        .await;
+    assert!(
+        counted["totalSize"].as_u64().expect("n") >= 500,
+        "{counted}"
+    );
+    let resp = org
+        .http
+        .post(format!(
+            "{}/__emulator/orgs/Acme/records/Contact",
+            org.emulator.production_url
+        ))
+        .json(&json!({"FirstName": "No last name"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }

@@ -521,35 +521,46 @@ fn admin_user(org: &Org) -> String {
         .unwrap_or_default()
 }
 
-async fn create_record(
-    State(ctx): State<Ctx>,
-    Path((key, sobject)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let fields: serde_json::Map<String, J> = match parse(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let (fields, modstamp) = match split_modstamp(fields) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+/// Parses an admin write body, taking out an explicit `SystemModstamp`.
+fn write_body(body: &Bytes) -> Result<(serde_json::Map<String, J>, Option<i64>), Response> {
+    split_modstamp(parse(body)?)
+}
+
+/// Runs a write as the org's first (admin) user at the emulator's current time.
+fn admin_write<T>(
+    ctx: &Ctx,
+    key: &str,
+    modstamp: Option<i64>,
+    write: impl FnOnce(&mut Org, WriteContext<'_>) -> Result<T, crate::org::RecordError>,
+) -> Result<T, Response> {
     let now = ctx.state.clock.now_secs();
-    let result = with_org(&ctx, &key, |org| {
+    with_org(ctx, key, |org| {
         let user = admin_user(org);
-        org.create(
-            &sobject,
-            &fields,
+        write(
+            org,
             WriteContext {
                 user_id: &user,
                 now,
                 modstamp,
             },
         )
-    });
-    match result {
-        Ok(Ok(id)) => created(json!({"id": id, "success": true, "errors": []})),
-        Ok(Err(e)) => record_error(e),
+    })?
+    .map_err(record_error)
+}
+
+async fn create_record(
+    State(ctx): State<Ctx>,
+    Path((key, sobject)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (fields, modstamp) = match write_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match admin_write(&ctx, &key, modstamp, |org, w| {
+        org.create(&sobject, &fields, w)
+    }) {
+        Ok(id) => created(json!({"id": id, "success": true, "errors": []})),
         Err(r) => r,
     }
 }
@@ -559,31 +570,14 @@ async fn update_record(
     Path((key, sobject, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let fields: serde_json::Map<String, J> = match parse(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let (fields, modstamp) = match split_modstamp(fields) {
+    let (fields, modstamp) = match write_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let now = ctx.state.clock.now_secs();
-    let result = with_org(&ctx, &key, |org| {
-        let user = admin_user(org);
-        org.update(
-            &sobject,
-            &id,
-            &fields,
-            WriteContext {
-                user_id: &user,
-                now,
-                modstamp,
-            },
-        )
-    });
-    match result {
-        Ok(Ok(())) => ok(json!({"id": id, "success": true})),
-        Ok(Err(e)) => record_error(e),
+    match admin_write(&ctx, &key, modstamp, |org, w| {
+        org.update(&sobject, &id, &fields, w)
+    }) {
+        Ok(()) => ok(json!({"id": id, "success": true})),
         Err(r) => r,
     }
 }
@@ -608,22 +602,8 @@ async fn delete_record(
         },
         None => None,
     };
-    let now = ctx.state.clock.now_secs();
-    let result = with_org(&ctx, &key, |org| {
-        let user = admin_user(org);
-        org.delete(
-            &sobject,
-            &id,
-            WriteContext {
-                user_id: &user,
-                now,
-                modstamp,
-            },
-        )
-    });
-    match result {
-        Ok(Ok(())) => ok(json!({"id": id, "success": true})),
-        Ok(Err(e)) => record_error(e),
+    match admin_write(&ctx, &key, modstamp, |org, w| org.delete(&sobject, &id, w)) {
+        Ok(()) => ok(json!({"id": id, "success": true})),
         Err(r) => r,
     }
 }
