@@ -161,6 +161,12 @@ pub struct Org {
     pub bulk_used: u64,
     /// When set, every REST call answers `API_DISABLED_FOR_ORG`.
     pub api_disabled: bool,
+    /// A deactivated org: logins and token grants fail with `inactive_org`.
+    pub active: bool,
+    /// Logins and token grants fail with `invalid_grant` "ip restricted or invalid login hours".
+    pub login_restricted: bool,
+    /// Token grants fail with `rate_limit_exceeded` (too many login attempts).
+    pub token_rate_limited: bool,
     /// Two-character pod code used in generated ids.
     pub pod: String,
     /// Tables by lower-cased object name.
@@ -197,6 +203,9 @@ impl Org {
             bulk_daily_limit: 10_000,
             bulk_used: 0,
             api_disabled: false,
+            active: true,
+            login_restricted: false,
+            token_rate_limited: false,
             pod: pod.to_string(),
             tables,
             next_case_number: 1,

@@ -1499,3 +1499,50 @@ async fn consent_without_a_session_asks_to_log_in() {
     assert!(page.body.contains("id=\"username\""));
     emu.shutdown();
 }
+
+#[tokio::test]
+async fn org_level_refusals_cover_the_rest_of_the_error_table() {
+    let emu = emulator().await;
+    let base = emu.production_url.clone();
+    let org = emu.demo_org_id.clone().unwrap();
+    for (flag, error, description) in [
+        ("active", "inactive_org", "inactive organization"),
+        (
+            "login_restricted",
+            "invalid_grant",
+            "ip restricted or invalid login hours",
+        ),
+        (
+            "token_rate_limited",
+            "rate_limit_exceeded",
+            "too many login attempts",
+        ),
+    ] {
+        let fresh = tokens(&emu, &[]).await;
+        let code = get_code(&base, ferry_emulator::DEMO_USERNAME, &[]).await;
+        let value = flag != "active";
+        let (status, body) = admin(
+            &emu,
+            Method::PATCH,
+            &format!("/__emulator/orgs/{org}"),
+            json!({ flag: value }),
+        )
+        .await;
+        assert!(status < 300, "{status} {body}");
+        assert_error(&exchange(&base, &code).await, error, description);
+        assert_error(
+            &refresh(&base, fresh["refresh_token"].as_str().unwrap()).await,
+            error,
+            description,
+        );
+        let (status, _) = admin(
+            &emu,
+            Method::PATCH,
+            &format!("/__emulator/orgs/{org}"),
+            json!({ flag: !value }),
+        )
+        .await;
+        assert!(status < 300);
+    }
+    emu.shutdown();
+}

@@ -291,6 +291,9 @@ async fn create_org(State(ctx): State<Ctx>, body: Bytes) -> Response {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OrgPatch {
+    active: Option<bool>,
+    login_restricted: Option<bool>,
+    token_rate_limited: Option<bool>,
     api_daily_limit: Option<u64>,
     api_used: Option<u64>,
     api_disabled: Option<bool>,
@@ -314,6 +317,15 @@ async fn update_org(State(ctx): State<Ctx>, Path(key): Path<String>, body: Bytes
         }
         if let Some(v) = req.bulk_daily_limit {
             org.bulk_daily_limit = v;
+        }
+        if let Some(v) = req.active {
+            org.active = v;
+        }
+        if let Some(v) = req.login_restricted {
+            org.login_restricted = v;
+        }
+        if let Some(v) = req.token_rate_limited {
+            org.token_rate_limited = v;
         }
         json!({"id": org.id, "api_daily_limit": org.api_daily_limit, "api_used": org.api_used, "api_disabled": org.api_disabled})
     });

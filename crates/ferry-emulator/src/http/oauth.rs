@@ -128,6 +128,20 @@ struct UserInfo {
     last_modified: i64,
 }
 
+/// The org-level reasons Salesforce refuses a login or a grant, as `(error, description)`.
+fn org_refusal(data: &Data, org_id: &str) -> Option<(&'static str, &'static str)> {
+    let org = data.orgs.get(org_id)?;
+    if !org.active {
+        Some(("inactive_org", "inactive organization"))
+    } else if org.login_restricted {
+        Some(("invalid_grant", "ip restricted or invalid login hours"))
+    } else if org.token_rate_limited {
+        Some(("rate_limit_exceeded", "too many login attempts"))
+    } else {
+        None
+    }
+}
+
 fn user_info(data: &Data, org_id: &str, user_id: &str) -> Option<UserInfo> {
     let org = data.orgs.get(org_id)?;
     let table = org.table("User")?;
@@ -575,6 +589,9 @@ async fn login(State(ctx): State<Ctx>, body: Bytes) -> Response {
     if !user_info(&data, &login.org_id, &login.user_id).is_some_and(|u| u.active) {
         return req.error("inactive_user", "user is inactive");
     }
+    if let Some((error, description)) = org_refusal(&data, &login.org_id) {
+        return req.error(error, description);
+    }
     let sid = EmuState::random_token(40);
     data.sessions
         .insert(sid.clone(), (login.org_id.clone(), login.user_id.clone()));
@@ -770,6 +787,9 @@ fn code_grant(ctx: &Ctx, headers: &HeaderMap, form: &Params) -> Result<Response,
     if !user_info(&data, &code.org_id, &code.user_id).is_some_and(|u| u.active) {
         return Err(bad_request("inactive_user", "user is inactive"));
     }
+    if let Some((error, description)) = org_refusal(&data, &code.org_id) {
+        return Err(bad_request(error, description));
+    }
     if let Some(c) = data.codes.get_mut(code_text) {
         c.used = true;
     }
@@ -843,6 +863,9 @@ fn refresh_grant(ctx: &Ctx, headers: &HeaderMap, form: &Params) -> Result<Respon
     }
     if !user_info(&data, &rt.org_id, &rt.user_id).is_some_and(|u| u.active) {
         return Err(bad_request("inactive_user", "user is inactive"));
+    }
+    if let Some((error, description)) = org_refusal(&data, &rt.org_id) {
+        return Err(bad_request(error, description));
     }
     if let Some(t) = data.refresh_tokens.get_mut(&text) {
         t.last_used_at = now;
