@@ -108,11 +108,34 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 .await?;
         }
     }
+    let token = app.shutdown_token();
+    let local = app.local_addr()?;
+    let server = tokio::spawn(app.run());
+    // A connect session for a demo end user, so there is a link to click right away.
+    let connect_link = reqwest::Client::new()
+        .post(format!("http://{local}/connect/sessions"))
+        .bearer_auth(&dev.secret_key)
+        .json(&serde_json::json!({"end_user": {"id": "demo-user", "email": "demo@example.com", "display_name": "Demo User"}}))
+        .send()
+        .await
+        .ok();
+    let connect_link = match connect_link {
+        Some(resp) => resp
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["data"]["connect_link"].as_str().map(str::to_string)),
+        None => None,
+    };
     println!("Ferry is running (demo)");
     println!("  API base:        {public_url}");
     println!("  secret key (dev): {}", dev.secret_key);
+    if let Some(link) = connect_link {
+        println!("  connect an org:  {link}");
+        println!("                   (valid 30 minutes; POST /connect/sessions makes new ones)");
+    }
     println!(
-        "  try:             curl -H 'Authorization: Bearer {}' {public_url}/integrations",
+        "  try:             curl -H 'Authorization: Bearer {}' {public_url}/connections",
         dev.secret_key
     );
     println!(
@@ -124,12 +147,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ferry_emulator::DEMO_USERNAME,
         ferry_emulator::DEMO_PASSWORD
     );
-    let token = app.shutdown_token();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         token.cancel();
     });
-    app.run().await?;
+    server.await??;
     emulator.shutdown();
     Ok(())
 }

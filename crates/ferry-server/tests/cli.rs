@@ -101,3 +101,69 @@ async fn ferry_emulator_starts_with_the_documented_defaults() {
     assert_eq!(limits.status(), 200);
     let _ = child.0.kill();
 }
+
+#[tokio::test]
+async fn ferry_dev_prints_a_secret_key_and_a_working_connect_link() {
+    let (port, emulator) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "dev",
+            "--port",
+            &port.to_string(),
+            "--emulator-port",
+            &emulator.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("FERRY_ENCRYPTION_KEY")
+        .env_remove("FERRY_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ferry dev starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let _child = KillOnDrop(child);
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("emulator login"))
+        .collect();
+    let key = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("secret key (dev):"))
+        .expect("a secret key")
+        .trim()
+        .to_string();
+    let link = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("connect an org:"))
+        .expect("a connect link")
+        .trim()
+        .to_string();
+    let page = reqwest::get(&link)
+        .await
+        .expect("connect ui")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Connect your Salesforce org"), "{page}");
+    assert!(
+        page.contains("Salesforce (Sandbox)"),
+        "both demo integrations are offered"
+    );
+    let integrations: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://localhost:{port}/integrations"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("integrations")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(integrations["data"].as_array().expect("data").len(), 2);
+    assert!(
+        dir.path().join("encryption.key").exists(),
+        "the demo key is generated into the data dir"
+    );
+}

@@ -69,7 +69,7 @@ async fn many_concurrent_callers_share_one_refresh_under_rotation(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
     // Rotation on, 10-second tokens; each period moves both Ferry processes' clocks and the
-    // emulator's past the expiry, then 100 callers arrive at once, half on each process.
+    // emulator's past the expiry, then 200 callers arrive at once, half on each process.
     app.app_policy(json!({"refresh_token_rotation": true, "access_token_ttl_secs": 10}))
         .await;
     let id = app.connect_org("lifecycle").await;
@@ -85,7 +85,7 @@ async fn many_concurrent_callers_share_one_refresh_under_rotation(db: Db) {
         assert!(advanced.status().is_success());
         app.state.clock.advance_ms(11_000);
         peer.clock.advance_ms(11_000);
-        let calls = (0..100).map(|n| {
+        let calls = (0..200).map(|n| {
             let url = if n % 2 == 0 {
                 app.url.clone()
             } else {
@@ -149,6 +149,16 @@ async fn a_revoked_grant_marks_the_connection_once_and_stops_trying(db: Db) {
     for _ in 0..50 {
         let (status, err) = get(&app.url, &app.dev_key, &id, "").await;
         assert_eq!(status, 424, "{err}");
+    }
+    // A thousand calls through the proxy afterwards: refused by Ferry, no token endpoint call.
+    let calls = (0..1000).map(|_| {
+        app.api(Method::GET, "/proxy/services/data/v59.0/limits")
+            .header("Connection-Id", &id)
+            .header("Provider-Config-Key", "salesforce")
+            .send()
+    });
+    for resp in join_all(calls).await {
+        assert_eq!(resp.expect("proxy").status(), 424);
     }
     assert_eq!(
         refreshes(&app.emulator_stats().await),

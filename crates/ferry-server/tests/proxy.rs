@@ -37,7 +37,7 @@ async fn proxied_calls_reach_salesforce_without_extra_upstream_calls(db: Db) {
     let created: Value = created.json().await.expect("json");
     let account = created["id"].as_str().expect("id");
     let before = app.emulator_stats().await;
-    let calls = (0..200).map(|_| async {
+    let calls = (0..1000).map(|_| async {
         proxied(
             &app,
             reqwest::Method::GET,
@@ -72,7 +72,7 @@ async fn proxied_calls_reach_salesforce_without_extra_upstream_calls(db: Db) {
     assert_eq!(
         after["api_requests"]["total"].as_u64().expect("n")
             - before["api_requests"]["total"].as_u64().expect("n"),
-        200,
+        1000,
         "one upstream call per proxied call"
     );
 
