@@ -435,3 +435,26 @@ on_both_databases!(
     the_background_refresher_renews_expiring_and_idle_connections,
     the_background_refresher_renews_expiring_and_idle_connections
 );
+
+async fn a_refresh_already_being_processed_is_waited_out(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = app.connect_org("busy").await;
+    let fault = app
+        .http
+        .post(format!("{}/__emulator/faults", app.emulator.production_url))
+        .json(&json!({"method": "POST", "path_prefix": "/services/oauth2/token", "status": 400,
+            "body": {"error": "invalid_grant", "error_description": "token request is already being processed"}, "count": 1}))
+        .send()
+        .await
+        .expect("fault");
+    assert!(fault.status().is_success());
+    let (status, full) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 200, "{full}");
+    assert_eq!(full["errors"], json!([]), "not needs_reauth");
+    assert_eq!(refreshes(&app.emulator_stats().await), (1, 0));
+}
+on_both_databases!(
+    a_refresh_already_being_processed_is_waited_out,
+    a_refresh_already_being_processed_is_waited_out
+);

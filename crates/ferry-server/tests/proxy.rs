@@ -158,3 +158,48 @@ on_both_databases!(
     an_invalid_session_costs_one_refresh_and_one_retry,
     an_invalid_session_costs_one_refresh_and_one_retry
 );
+
+async fn a_401_right_after_a_fresh_token_is_reported_with_a_hint_not_looped(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = app.connect_org("ip-restricted").await;
+    let fault = app
+        .http
+        .post(format!("{}/__emulator/faults", app.emulator.production_url))
+        .json(&json!({"path_prefix": "/services/data/v59.0/limits", "status": 401,
+            "body": [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], "count": 5}))
+        .send()
+        .await
+        .expect("fault");
+    assert!(fault.status().is_success());
+    let resp = proxied(
+        &app,
+        reqwest::Method::GET,
+        "/services/data/v59.0/limits",
+        &id,
+    )
+    .send()
+    .await
+    .expect("get");
+    assert_eq!(resp.status(), 401);
+    let hint = resp
+        .headers()
+        .get("ferry-hint")
+        .and_then(|v| v.to_str().ok())
+        .expect("a hint")
+        .to_string();
+    assert!(hint.contains("IP restrictions"), "{hint}");
+    let stats = app.emulator_stats().await;
+    assert_eq!(
+        stats["token_requests"]["refresh_token"]["ok"], 1,
+        "one refresh, then no loop"
+    );
+    assert_eq!(
+        stats["api_requests"]["by_path"]["/services/data/v59.0/limits"], 2,
+        "the call and one retry"
+    );
+}
+on_both_databases!(
+    a_401_right_after_a_fresh_token_is_reported_with_a_hint_not_looped,
+    a_401_right_after_a_fresh_token_is_reported_with_a_hint_not_looped
+);
