@@ -458,3 +458,49 @@ on_both_databases!(
     a_refresh_already_being_processed_is_waited_out,
     a_refresh_already_being_processed_is_waited_out
 );
+
+async fn a_refresh_that_names_another_org_is_refused(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    let id = app.connect_org("swapped").await;
+    let other = format!(
+        "{}/id/00D5g0000009ZZZEAA/0055g0000009ZZZAAA",
+        app.emulator.production_url
+    );
+    let issued_at = "1700000000000";
+    let body = json!({
+        "access_token": "00D5g0000009ZZZ!forged",
+        "signature": ferry_salesforce::oauth::sign("ferry-demo-secret", &other, issued_at),
+        "scope": "api refresh_token",
+        "instance_url": app.emulator.production_url,
+        "id": other,
+        "token_type": "Bearer",
+        "issued_at": issued_at,
+    });
+    let fault = app
+        .http
+        .post(format!("{}/__emulator/faults", app.emulator.production_url))
+        .json(&json!({"method": "POST", "path_prefix": "/services/oauth2/token", "status": 200, "body": body, "count": 1}))
+        .send()
+        .await
+        .expect("fault");
+    assert!(fault.status().is_success());
+    let (status, err) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("different org"),
+        "{err}"
+    );
+    let (_, still) = get(&app.url, &app.dev_key, &id, "").await;
+    assert_ne!(
+        still["credentials"]["access_token"],
+        "00D5g0000009ZZZ!forged"
+    );
+}
+on_both_databases!(
+    a_refresh_that_names_another_org_is_refused,
+    a_refresh_that_names_another_org_is_refused
+);
