@@ -41,22 +41,33 @@ pub struct AppState {
     pub clock: Clock,
 }
 
-/// Real time plus an offset tests can move forward, so expiry is tested without sleeping.
+/// Real time plus an offset tests can move forward (or a frozen instant), so expiry is tested
+/// without sleeping.
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_ms: std::sync::atomic::AtomicI64,
+    frozen_at: parking_lot::Mutex<Option<i64>>,
 }
 
 impl Clock {
     /// Now, in epoch milliseconds.
     pub fn now_ms(&self) -> i64 {
-        crate::api::now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+        let offset = self.offset_ms.load(std::sync::atomic::Ordering::Relaxed);
+        match *self.frozen_at.lock() {
+            Some(at) => at + offset,
+            None => crate::api::now_ms() + offset,
+        }
     }
 
     /// Moves the clock forward.
     pub fn advance_ms(&self, ms: i64) {
         self.offset_ms
             .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Stops the clock at `at_ms` (epoch milliseconds, before any offset).
+    pub fn freeze_at(&self, at_ms: i64) {
+        *self.frozen_at.lock() = Some(at_ms);
     }
 }
 

@@ -36,9 +36,13 @@ pub async fn run_one(state: &AppState) -> Result<Pass, ferry_store::StoreError> 
             let Ok(credentials) = open(state, &connection) else {
                 continue;
             };
-            let expiring = credentials.expires_at.is_some_and(|e| {
-                e - 2 * policy.refresh_margin_ms.min(lifetime_quarter(&credentials)) <= now
-            });
+            // Twice the request-path margin, plus jitter so connections obtained together do
+            // not all refresh in the same pass.
+            let margin = policy.refresh_margin_ms.min(lifetime_quarter(&credentials));
+            let jitter = rand::random_range(0..=margin / 2);
+            let expiring = credentials
+                .expires_at
+                .is_some_and(|e| e - 2 * margin - jitter <= now);
             let idle = credentials
                 .obtained_at
                 .is_some_and(|o| now - o >= policy.keepalive_ms);

@@ -68,23 +68,35 @@ on_both_databases!(
 async fn many_concurrent_callers_share_one_refresh_under_rotation(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_integrations().await;
-    // Rotation on, 10-second tokens; each period moves both Ferry processes' clocks and the
-    // emulator's past the expiry, then 200 callers arrive at once, half on each process.
-    app.app_policy(json!({"refresh_token_rotation": true, "access_token_ttl_secs": 10}))
+    // Rotation on and 2-second tokens. The emulator's clock and both Ferry processes' clocks
+    // stand still at one instant and move together, 3 s per period: each period starts with
+    // an expired token, and then 200 callers arrive at once, half on each process.
+    app.app_policy(json!({"refresh_token_rotation": true, "access_token_ttl_secs": 2}))
         .await;
+    let start = chrono::Utc::now().timestamp();
+    let frozen = app
+        .http
+        .post(format!("{}/__emulator/clock", app.emulator.production_url))
+        .json(&json!({"set": chrono::DateTime::from_timestamp(start, 0).expect("time").to_rfc3339(), "freeze": true}))
+        .send()
+        .await
+        .expect("clock");
+    assert!(frozen.status().is_success());
+    app.state.clock.freeze_at(start * 1000);
     let id = app.connect_org("lifecycle").await;
     let (peer_url, peer) = app.spawn_peer().await;
+    peer.clock.freeze_at(start * 1000);
     for period in 1..=10u64 {
         let advanced = app
             .http
             .post(format!("{}/__emulator/clock", app.emulator.production_url))
-            .json(&json!({"advance_secs": 11}))
+            .json(&json!({"advance_secs": 3}))
             .send()
             .await
             .expect("clock");
         assert!(advanced.status().is_success());
-        app.state.clock.advance_ms(11_000);
-        peer.clock.advance_ms(11_000);
+        app.state.clock.advance_ms(3_000);
+        peer.clock.advance_ms(3_000);
         let calls = (0..200).map(|n| {
             let url = if n % 2 == 0 {
                 app.url.clone()
@@ -119,6 +131,7 @@ async fn many_concurrent_callers_share_one_refresh_under_rotation(db: Db) {
         assert_eq!(stats["family_revocations"], 0);
     }
 }
+
 on_both_databases!(
     many_concurrent_callers_share_one_refresh_under_rotation,
     many_concurrent_callers_share_one_refresh_under_rotation
