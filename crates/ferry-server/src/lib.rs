@@ -11,5 +11,6 @@ pub mod dev;
 pub mod error;
 pub mod keys;
 pub mod providers;
+pub mod usage;
 pub mod webhooks;
 pub mod ws;
