@@ -39,6 +39,8 @@ pub struct AppState {
     pub credentials: crate::credentials::CredentialService,
     /// The clock token expiry is judged by (real time, shiftable in tests).
     pub clock: Clock,
+    /// Per-org API usage, concurrency caps and proxy retry timing.
+    pub org_limits: crate::usage::OrgLimits,
 }
 
 /// Real time plus an offset tests can move forward (or a frozen instant), so expiry is tested
@@ -188,6 +190,7 @@ impl Application {
             webhook_wakeup: tokio::sync::Notify::new(),
             credentials: crate::credentials::CredentialService::default(),
             clock: Clock::default(),
+            org_limits: crate::usage::OrgLimits::default(),
         });
         Ok(Application {
             listener,

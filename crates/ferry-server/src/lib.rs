@@ -12,5 +12,6 @@ pub mod error;
 pub mod keys;
 pub mod providers;
 pub mod refresher;
+pub mod usage;
 pub mod webhooks;
 pub mod ws;
