@@ -411,6 +411,17 @@ fn collection_write(
         fields.remove("attributes");
         results.push(op(org, object, &fields, wctx, &mut undo));
     }
+    collection_outcome(org, undo, &results, all_or_none)
+}
+
+/// Ends a collection call: with `allOrNone` and any failure, undoes the writes and reports the
+/// successful items as rolled back; answers one result per item.
+fn collection_outcome(
+    org: &mut Org,
+    undo: Undo,
+    results: &[Result<String, RecordError>],
+    all_or_none: bool,
+) -> Response {
     let any_failed = results.iter().any(Result::is_err);
     if any_failed && all_or_none {
         undo.rollback(org);
@@ -519,19 +530,7 @@ async fn collection_delete(
             Ok(ids::normalize(id).unwrap_or_else(|| id.clone()))
         })
         .collect();
-    let any_failed = results.iter().any(Result::is_err);
-    if any_failed && all_or_none {
-        undo.rollback(org);
-    }
-    let out: Vec<J> = results
-        .iter()
-        .map(|r| match r {
-            Err(e) => collection_error(e),
-            Ok(_) if any_failed && all_or_none => rolled_back(),
-            Ok(id) => json!({"id": id, "success": true, "errors": []}),
-        })
-        .collect();
-    json(StatusCode::OK, &J::Array(out))
+    collection_outcome(org, undo, &results, all_or_none)
 }
 
 fn collection_retrieve(
