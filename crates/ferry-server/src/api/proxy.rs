@@ -3,6 +3,7 @@
 use super::auth::Env;
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::upstream::org_of;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -311,17 +312,6 @@ async fn proxy(
             hint,
         ));
     }
-}
-
-/// The Salesforce org a connection belongs to.
-fn org_of(connection: &ferry_store::Connection) -> Option<String> {
-    connection.sf_org_id.clone().or_else(|| {
-        connection
-            .connection_config
-            .get("org_id")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    })
 }
 
 /// `GET /connections/{id}/usage?provider_config_key=…`: the org's last reported API usage.
