@@ -414,6 +414,37 @@ macro_rules! impl_sync_store {
                     Ok(rows.into_iter().filter(|row| ids.contains(&row.id.0)).collect())
                 }
 
+                /// Sets the frequency (`None`: back to the one the sync was created with) and
+                /// brings a scheduled run later than `now + frequency` forward to it.
+                async fn change_frequency(
+                    &self,
+                    env: EnvironmentId,
+                    connection: ConnectionRowId,
+                    name: &str,
+                    frequency_secs: Option<i64>,
+                    now: i64,
+                ) -> Result<Option<SyncRow>, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE syncs SET frequency_secs = COALESCE($1, default_frequency_secs), \
+                         updated_at = $2, next_run_at = CASE \
+                         WHEN next_run_at > $2 + COALESCE($1, default_frequency_secs) * 1000 \
+                         THEN $2 + COALESCE($1, default_frequency_secs) * 1000 \
+                         ELSE next_run_at END \
+                         WHERE environment_id = $3 AND connection_row_id = $4 AND name = $5",
+                    )
+                    .bind(frequency_secs)
+                    .bind(now)
+                    .bind(env.0)
+                    .bind(connection.0)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    self.get_sync(env, connection, name).await
+                }
+
                 async fn connection_in_env(
                     tx: &mut Tx<'_>,
                     env: EnvironmentId,
@@ -446,8 +477,9 @@ macro_rules! impl_sync_store {
                     for sync in syncs {
                         sqlx::query(
                             "INSERT INTO syncs (environment_id, connection_row_id, name, model, \
-                             frequency_secs, paused, next_run_at, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                             frequency_secs, default_frequency_secs, paused, next_run_at, \
+                             created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $8) \
                              ON CONFLICT (connection_row_id, name) DO NOTHING",
                         )
                         .bind(env.0)
@@ -821,24 +853,17 @@ macro_rules! impl_sync_store {
                     frequency_secs: i64,
                     now: i64,
                 ) -> Result<Option<SyncRow>, StoreError> {
-                    let soonest = now.saturating_add(frequency_secs.saturating_mul(1000));
-                    let done = sqlx::query(
-                        "UPDATE syncs SET frequency_secs = $1, updated_at = $2, \
-                         next_run_at = CASE WHEN next_run_at > $3 THEN $3 ELSE next_run_at END \
-                         WHERE environment_id = $4 AND connection_row_id = $5 AND name = $6",
-                    )
-                    .bind(frequency_secs)
-                    .bind(now)
-                    .bind(soonest)
-                    .bind(env.0)
-                    .bind(connection.0)
-                    .bind(name)
-                    .execute(&self.pool)
-                    .await?;
-                    if done.rows_affected() == 0 {
-                        return Ok(None);
-                    }
-                    self.get_sync(env, connection, name).await
+                    self.change_frequency(env, connection, name, Some(frequency_secs), now).await
+                }
+
+                async fn reset_sync_frequency(
+                    &self,
+                    env: EnvironmentId,
+                    connection: ConnectionRowId,
+                    name: &str,
+                    now: i64,
+                ) -> Result<Option<SyncRow>, StoreError> {
+                    self.change_frequency(env, connection, name, None, now).await
                 }
 
                 async fn list_sync_runs(

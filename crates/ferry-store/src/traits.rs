@@ -434,6 +434,15 @@ pub trait SyncStore: Send + Sync {
         frequency_secs: i64,
         now: i64,
     ) -> Result<Option<SyncRow>, StoreError>;
+    /// Puts a sync's frequency back to the one it was created with (`NewSync::frequency_secs`
+    /// at its first `ensure_syncs`), rescheduling like [`SyncStore::set_sync_frequency`].
+    async fn reset_sync_frequency(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        name: &str,
+        now: i64,
+    ) -> Result<Option<SyncRow>, StoreError>;
     /// The sync's runs, newest first.
     async fn list_sync_runs(
         &self,

@@ -1189,6 +1189,21 @@ async fn pause_start_trigger_and_frequency_change_the_schedule(store: Arc<dyn St
         Some(NOW + 7 + 60_000),
         "a later run is brought forward"
     );
+    let reset = store
+        .reset_sync_frequency(env, conn, "contacts", NOW + 8)
+        .await
+        .expect("reset")
+        .expect("row");
+    assert_eq!(
+        reset.frequency_secs, 3600,
+        "back to the frequency it was created with"
+    );
+    assert_eq!(reset.next_run_at, Some(NOW + 7 + 60_000));
+    assert!(store
+        .reset_sync_frequency(env, conn, "nope", NOW)
+        .await
+        .expect("reset")
+        .is_none());
     assert!(store
         .set_sync_frequency(env, conn, "nope", 60, NOW)
         .await

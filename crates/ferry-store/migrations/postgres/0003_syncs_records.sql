@@ -8,6 +8,7 @@ CREATE TABLE syncs (
     name TEXT NOT NULL,
     model TEXT NOT NULL,
     frequency_secs BIGINT NOT NULL,
+    default_frequency_secs BIGINT NOT NULL,
     paused BOOLEAN NOT NULL DEFAULT TRUE,
     next_run_at BIGINT,
     pending TEXT CHECK (pending IN ('incremental', 'full_refresh', 'full_refresh_and_clear')),

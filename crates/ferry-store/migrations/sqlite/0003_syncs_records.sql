@@ -8,6 +8,7 @@ CREATE TABLE syncs (
     name TEXT NOT NULL,
     model TEXT NOT NULL,
     frequency_secs INTEGER NOT NULL,
+    default_frequency_secs INTEGER NOT NULL,
     paused BOOLEAN NOT NULL DEFAULT 1,
     next_run_at INTEGER,
     pending TEXT CHECK (pending IN ('incremental', 'full_refresh', 'full_refresh_and_clear')),
