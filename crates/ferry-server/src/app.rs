@@ -41,6 +41,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-org API usage, concurrency caps and proxy retry timing.
     pub org_limits: crate::usage::OrgLimits,
+    /// Wakes the sync scheduler when a sync became due (trigger, new connection).
+    pub sync_wakeup: tokio::sync::Notify,
 }
 
 /// Real time plus an offset tests can move forward (or a frozen instant), so expiry is tested
@@ -191,6 +193,7 @@ impl Application {
             credentials: crate::credentials::CredentialService::default(),
             clock: Clock::default(),
             org_limits: crate::usage::OrgLimits::default(),
+            sync_wakeup: tokio::sync::Notify::default(),
         });
         Ok(Application {
             listener,
