@@ -48,5 +48,7 @@ crate::sql_sync::impl_sync_store!(
     PgRow,
     " FOR UPDATE SKIP LOCKED",
     "SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))",
-    false
+    false,
+    "json_array_elements(",
+    "::json)"
 );

@@ -3,16 +3,17 @@
 //! Writes that touch records of a (connection, model) are serialized (SQLite by its write
 //! lock, PostgreSQL by a transaction-scoped advisory lock) and stamp every row they change with
 //! a time strictly after the newest stamp already there, so a reader holding a
-//! `(updated_at, id)` cursor never misses a later write. Bulk writes use multi-row statements
-//! chunked under SQLite's bound-parameter limit.
+//! `(updated_at, id)` cursor never misses a later write. A page's rows travel as one JSON array
+//! parameter expanded by the database (`json_each` / `json_array_elements`): thousands of bound
+//! values cost the drivers far more than the database's own JSON parsing.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::model_sync::RecordWrite;
 
-/// Rows per multi-row statement: 3 bound values per row keeps far below SQLite's 32 766
-/// parameters (and PostgreSQL's 65 535).
+/// Bound values per `IN (…)` statement, far below SQLite's 32 766 parameters (and
+/// PostgreSQL's 65 535); page rows themselves travel as one JSON parameter.
 pub(crate) const ROWS_PER_STATEMENT: usize = 4_000;
 
 /// Columns of a sync joined with its latest run (`s`, `r`).
@@ -66,12 +67,24 @@ pub(crate) fn dedupe_writes(upserts: &[RecordWrite]) -> Vec<&RecordWrite> {
 /// `$store` (which has a `pool` and `BEGIN_WRITE`). `$skip_locked` is appended to the
 /// due-sync pick (`FOR UPDATE SKIP LOCKED` on PostgreSQL); `$records_lock` is a statement
 /// taking `$1` connection row id and `$2` model that serializes record writers, or `""` when
-/// the transaction start already does. With `$prefilter` true, a page's stored hashes are
-/// read first (one `IN` query) so unchanged records are not sent again: a win on SQLite, where
-/// that query always uses the unique index; PostgreSQL may pick the keyset index for it on a
-/// table not yet analyzed, so there the upsert alone decides.
+/// the transaction start already does. `$prefilter` true selects SQLite's page path: stored
+/// hashes are read first (one `IN` query, which SQLite always answers from the unique index)
+/// and only changed records are written, both through `json_each` over one JSON parameter.
+/// PostgreSQL may pick the keyset index for that `IN` on a table not yet analyzed, so there
+/// the upsert alone decides. `$json_open`/`$json_close` wrap a JSON array parameter into the
+/// table function yielding its elements as `value` (`json_each(…)` /
+/// `json_array_elements(…::json)`): page rows travel as one parameter, not thousands.
 macro_rules! impl_sync_store {
-    ($store:ident, $db:ty, $row:ty, $skip_locked:literal, $records_lock:literal, $prefilter:literal) => {
+    (
+        $store:ident,
+        $db:ty,
+        $row:ty,
+        $skip_locked:literal,
+        $records_lock:literal,
+        $prefilter:literal,
+        $json_open:literal,
+        $json_close:literal
+    ) => {
         const _: () = {
             use std::collections::HashMap;
             use std::fmt::Write as _;
@@ -213,100 +226,148 @@ macro_rules! impl_sync_store {
                     })
                 }
 
-                /// Upserts `writes` (unique external ids) under the hash rule, one multi-row
-                /// statement per chunk: the unique index decides between insert and update
-                /// (no planner choice, so it stays fast on tables never analyzed), and the
-                /// update happens only if the hash changed or the record was deleted. Returns
-                /// (added, updated) and the external ids written with their action.
+                /// Upserts `writes` (unique external ids) under the hash rule in one statement
+                /// over a JSON array parameter: the unique index decides between insert and
+                /// update (no planner choice, so it stays fast on tables never analyzed), and
+                /// the update happens only if the hash changed or the record was deleted.
+                /// Returns the action taken for each record written.
                 async fn write_records(
                     tx: &mut Tx<'_>,
                     connection: i64,
                     model: &str,
                     stamp: i64,
                     writes: &[&RecordWrite],
-                ) -> Result<Vec<(String, RecordAction)>, StoreError> {
-                    let mut written = Vec::new();
-                    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
-                        let payloads: Vec<String> =
-                            chunk.iter().map(|write| json_text(&write.payload)).collect();
-                        let mut sql = String::with_capacity(400 + chunk.len() * 48);
-                        sql.push_str(
-                            "INSERT INTO records (connection_row_id, model, external_id, \
-                             payload, hash, first_seen_at, updated_at, deleted_at, last_action) \
-                             VALUES ",
+                ) -> Result<Vec<RecordAction>, StoreError> {
+                    if writes.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let rows: Vec<(&str, String, &str)> = writes
+                        .iter()
+                        .map(|w| (w.external_id.as_str(), json_text(&w.payload), w.hash.as_str()))
+                        .collect();
+                    let rows = serde_json::to_string(&rows).map_err(|source| {
+                        StoreError::Corrupt { column: "records.payload", source }
+                    })?;
+                    let mut written = Vec::with_capacity(writes.len());
+                    for row in sqlx::query(concat!(
+                        "INSERT INTO records (connection_row_id, model, external_id, payload, \
+                         hash, first_seen_at, updated_at, deleted_at, last_action) \
+                         SELECT $1, $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, $3, $3, \
+                         NULL, 'ADDED' FROM ",
+                        $json_open,
+                        "$4",
+                        $json_close,
+                        " AS j WHERE true \
+                         ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
+                         payload = excluded.payload, hash = excluded.hash, \
+                         updated_at = excluded.updated_at, deleted_at = NULL, \
+                         last_action = 'UPDATED' WHERE records.hash <> excluded.hash \
+                         OR records.deleted_at IS NOT NULL RETURNING last_action"
+                    ))
+                    .bind(connection)
+                    .bind(model)
+                    .bind(stamp)
+                    .bind(rows)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    {
+                        let action: String = row.try_get("last_action")?;
+                        written.push(
+                            RecordAction::parse(&action)
+                                .ok_or_else(|| corrupt_text("records.last_action", &action))?,
                         );
-                        let mut next = 4;
-                        for i in 0..chunk.len() {
-                            if i > 0 {
-                                sql.push_str(", ");
-                            }
-                            let _ = write!(
-                                sql,
-                                "($1, $2, ${}, ${}, ${}, $3, $3, NULL, 'ADDED')",
-                                next,
-                                next + 1,
-                                next + 2
-                            );
-                            next += 3;
-                        }
-                        sql.push_str(
-                            " ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
-                             payload = excluded.payload, hash = excluded.hash, \
-                             updated_at = excluded.updated_at, deleted_at = NULL, \
-                             last_action = 'UPDATED' \
-                             WHERE records.hash <> excluded.hash OR records.deleted_at IS NOT NULL \
-                             RETURNING external_id, last_action",
-                        );
-                        let mut query = sqlx::query(&sql).bind(connection).bind(model).bind(stamp);
-                        for (write, payload) in chunk.iter().zip(&payloads) {
-                            query = query
-                                .bind(write.external_id.as_str())
-                                .bind(payload.as_str())
-                                .bind(write.hash.as_str());
-                        }
-                        for row in query.fetch_all(&mut **tx).await? {
-                            let action: String = row.try_get("last_action")?;
-                            let action = RecordAction::parse(&action)
-                                .ok_or_else(|| corrupt_text("records.last_action", &action))?;
-                            written.push((row.try_get("external_id")?, action));
-                        }
                     }
                     Ok(written)
                 }
 
-                /// `writes` without the ones stored with the same hash and not deleted.
-                async fn drop_unchanged<'w>(
+                /// Classifies `writes` against what is stored (one `IN` query per chunk): new →
+                /// ADDED, changed or deleted → UPDATED, same hash and live → left out.
+                async fn classify_stored<'w>(
                     tx: &mut Tx<'_>,
                     connection: i64,
                     model: &str,
                     writes: Vec<&'w RecordWrite>,
-                ) -> Result<Vec<&'w RecordWrite>, StoreError> {
-                    let mut unchanged: HashMap<String, String> = HashMap::new();
-                    for chunk in writes.chunks(ROWS_PER_STATEMENT * 2) {
-                        let mut sql = String::from(
-                            "SELECT external_id, hash FROM records WHERE connection_row_id = $1 \
-                             AND model = $2 AND deleted_at IS NULL AND external_id IN (",
-                        );
-                        push_placeholders(&mut sql, 3, chunk.len());
-                        sql.push(')');
-                        let mut query = sqlx::query(&sql).bind(connection).bind(model);
-                        for write in chunk {
-                            query = query.bind(write.external_id.as_str());
-                        }
+                ) -> Result<(Vec<&'w RecordWrite>, Vec<RecordAction>), StoreError> {
+                    let mut stored: HashMap<String, (String, bool)> = HashMap::new();
+                    {
+                        let ids: Vec<&str> = writes.iter().map(|w| w.external_id.as_str()).collect();
+                        let ids = serde_json::to_string(&ids)
+                            .map_err(|source| StoreError::Corrupt { column: "records.external_id", source })?;
+                        let query = sqlx::query(
+                            "SELECT external_id, hash, deleted_at FROM records \
+                             WHERE connection_row_id = $1 AND model = $2 \
+                             AND external_id IN (SELECT value FROM json_each($3))",
+                        )
+                        .bind(connection)
+                        .bind(model)
+                        .bind(ids);
                         for row in query.fetch_all(&mut **tx).await? {
-                            unchanged.insert(row.try_get("external_id")?, row.try_get("hash")?);
+                            let deleted: Option<i64> = row.try_get("deleted_at")?;
+                            stored.insert(
+                                row.try_get("external_id")?,
+                                (row.try_get("hash")?, deleted.is_some()),
+                            );
                         }
                     }
-                    Ok(writes
-                        .into_iter()
-                        .filter(|w| unchanged.get(&w.external_id) != Some(&w.hash))
-                        .collect())
+                    let mut changed = Vec::with_capacity(writes.len());
+                    let mut actions = Vec::with_capacity(writes.len());
+                    for write in writes {
+                        let action = match stored.get(&write.external_id) {
+                            None => RecordAction::Added,
+                            Some((hash, false)) if *hash == write.hash => continue,
+                            Some(_) => RecordAction::Updated,
+                        };
+                        changed.push(write);
+                        actions.push(action);
+                    }
+                    Ok((changed, actions))
+                }
+
+                /// Writes classified records (SQLite): one constant statement expanding a single
+                /// JSON array parameter with `json_each`, far cheaper for the driver than
+                /// thousands of bound values.
+                async fn write_classified_json(
+                    tx: &mut Tx<'_>,
+                    connection: i64,
+                    model: &str,
+                    stamp: i64,
+                    writes: &[&RecordWrite],
+                    actions: &[RecordAction],
+                ) -> Result<(), StoreError> {
+                    if writes.is_empty() {
+                        return Ok(());
+                    }
+                    let rows: Vec<(&str, String, &str, &str)> = writes
+                        .iter()
+                        .zip(actions)
+                        .map(|(w, a)| (w.external_id.as_str(), json_text(&w.payload), w.hash.as_str(), a.as_str()))
+                        .collect();
+                    let rows = serde_json::to_string(&rows)
+                        .map_err(|source| StoreError::Corrupt { column: "records.payload", source })?;
+                    sqlx::query(
+                        "INSERT INTO records (connection_row_id, model, external_id, payload, \
+                         hash, first_seen_at, updated_at, deleted_at, last_action) \
+                         SELECT $1, $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, $3, $3, \
+                         NULL, j.value ->> 3 FROM json_each($4) AS j WHERE true \
+                         ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
+                         payload = excluded.payload, hash = excluded.hash, \
+                         updated_at = excluded.updated_at, deleted_at = NULL, \
+                         last_action = excluded.last_action",
+                    )
+                    .bind(connection)
+                    .bind(model)
+                    .bind(stamp)
+                    .bind(rows)
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(())
                 }
 
                 /// Marks the live records among `ids` deleted; returns how many. Done as an
-                /// upsert for the same reason as [`Self::write_records`]: ids not stored come
-                /// back as placeholder rows (deleted_at NULL, action DELETED, a state no real
-                /// record has), which are removed again by primary key before commit.
+                /// upsert over a JSON parameter for the same reason as [`Self::write_records`]:
+                /// ids not stored come back as placeholder rows (deleted_at NULL, action
+                /// DELETED, a state no real record has), removed again by primary key before
+                /// commit.
                 async fn mark_deleted(
                     tx: &mut Tx<'_>,
                     connection: i64,
@@ -314,39 +375,44 @@ macro_rules! impl_sync_store {
                     stamp: i64,
                     ids: &[String],
                 ) -> Result<u64, StoreError> {
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
                     let mut seen = std::collections::HashSet::with_capacity(ids.len());
-                    let ids: Vec<&str> =
-                        ids.iter().map(String::as_str).filter(|id| seen.insert(*id)).collect();
+                    let rows: Vec<[&str; 1]> = ids
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|id| seen.insert(*id))
+                        .map(|id| [id])
+                        .collect();
+                    let rows = serde_json::to_string(&rows).map_err(|source| {
+                        StoreError::Corrupt { column: "records.external_id", source }
+                    })?;
+                    let returned = sqlx::query(concat!(
+                        "INSERT INTO records (connection_row_id, model, external_id, payload, \
+                         hash, first_seen_at, updated_at, deleted_at, last_action) \
+                         SELECT $1, $2, j.value ->> 0, 'null', '', $3, $3, NULL, 'DELETED' FROM ",
+                        $json_open,
+                        "$4",
+                        $json_close,
+                        " AS j WHERE true \
+                         ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
+                         deleted_at = excluded.updated_at, updated_at = excluded.updated_at, \
+                         last_action = 'DELETED' WHERE records.deleted_at IS NULL \
+                         RETURNING id, deleted_at"
+                    ))
+                    .bind(connection)
+                    .bind(model)
+                    .bind(stamp)
+                    .bind(rows)
+                    .fetch_all(&mut **tx)
+                    .await?;
                     let mut deleted = 0;
                     let mut placeholders: Vec<i64> = Vec::new();
-                    for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
-                        let mut sql = String::with_capacity(400 + chunk.len() * 40);
-                        sql.push_str(
-                            "INSERT INTO records (connection_row_id, model, external_id, \
-                             payload, hash, first_seen_at, updated_at, deleted_at, last_action) \
-                             VALUES ",
-                        );
-                        for i in 0..chunk.len() {
-                            if i > 0 {
-                                sql.push_str(", ");
-                            }
-                            let _ = write!(sql, "($1, $2, ${}, 'null', '', $3, $3, NULL, 'DELETED')", i + 4);
-                        }
-                        sql.push_str(
-                            " ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
-                             deleted_at = excluded.updated_at, updated_at = excluded.updated_at, \
-                             last_action = 'DELETED' WHERE records.deleted_at IS NULL \
-                             RETURNING id, deleted_at",
-                        );
-                        let mut query = sqlx::query(&sql).bind(connection).bind(model).bind(stamp);
-                        for id in chunk {
-                            query = query.bind(*id);
-                        }
-                        for row in query.fetch_all(&mut **tx).await? {
-                            match row.try_get::<Option<i64>, _>("deleted_at")? {
-                                Some(_) => deleted += 1,
-                                None => placeholders.push(row.try_get("id")?),
-                            }
+                    for row in &returned {
+                        match row.try_get::<Option<i64>, _>("deleted_at")? {
+                            Some(_) => deleted += 1,
+                            None => placeholders.push(row.try_get("id")?),
                         }
                     }
                     for chunk in placeholders.chunks(ROWS_PER_STATEMENT * 2) {
@@ -703,13 +769,17 @@ macro_rules! impl_sync_store {
                     let mut outcome = PageOutcome::default();
                     if !page.upserts.is_empty() || !page.deletes.is_empty() {
                         let stamp = Self::record_stamp(&mut tx, connection, &model, page.now).await?;
-                        let mut writes = dedupe_writes(page.upserts);
-                        if $prefilter {
-                            writes = Self::drop_unchanged(&mut tx, connection, &model, writes).await?;
-                        }
-                        let written =
-                            Self::write_records(&mut tx, connection, &model, stamp, &writes).await?;
-                        for (_, action) in &written {
+                        let writes = dedupe_writes(page.upserts);
+                        let written = if $prefilter {
+                            let (changed, actions) =
+                                Self::classify_stored(&mut tx, connection, &model, writes).await?;
+                            Self::write_classified_json(&mut tx, connection, &model, stamp, &changed, &actions)
+                                .await?;
+                            actions
+                        } else {
+                            Self::write_records(&mut tx, connection, &model, stamp, &writes).await?
+                        };
+                        for action in &written {
                             match action {
                                 RecordAction::Added => outcome.added += 1,
                                 _ => outcome.updated += 1,
@@ -1005,8 +1075,9 @@ macro_rules! impl_sync_store {
                     }
                     let stamp = Self::record_stamp(&mut tx, connection.0, model, now).await?;
                     let written =
-                        Self::write_records(&mut tx, connection.0, model, stamp, &[record]).await?;
-                    let Some((_, action)) = written.into_iter().next() else {
+                        Self::write_records(&mut tx, connection.0, model, stamp, &[record])
+                            .await?;
+                    let Some(action) = written.into_iter().next() else {
                         return Ok(None);
                     };
                     tx.commit().await?;

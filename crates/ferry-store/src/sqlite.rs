@@ -68,4 +68,13 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "sqlite");
-crate::sql_sync::impl_sync_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "", "", true);
+crate::sql_sync::impl_sync_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    SqliteRow,
+    "",
+    "",
+    true,
+    "json_each(",
+    ")"
+);

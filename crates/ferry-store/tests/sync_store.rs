@@ -86,6 +86,7 @@ on_both!(
     pause_start_trigger_and_frequency_change_the_schedule,
     written_back_records_follow_the_hash_rule,
     live_ids_are_listed_in_byte_order_for_reconciliation,
+    a_page_of_nine_thousand_records_and_unknown_deletes_commits_whole,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -1366,4 +1367,52 @@ async fn commit_page_throughput() {
         }
         store.close().await;
     }
+}
+
+async fn a_page_of_nine_thousand_records_and_unknown_deletes_commits_whole(store: Arc<dyn Store>) {
+    let (env, conn, sync, run) = running(&store).await;
+    let writes: Vec<RecordWrite> = (0..9_000)
+        .map(|i| record(&format!("big{i:05}"), 1))
+        .collect();
+    // Ids never stored are ignored (more of them than one statement's bound values).
+    let unknown: Vec<String> = (0..9_000).map(|i| format!("none{i:05}")).collect();
+    let outcome = store
+        .commit_page(&page(sync, run, &writes, &unknown, NOW))
+        .await
+        .expect("commit");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            added: 9_000,
+            updated: 0,
+            deleted: 0
+        }
+    );
+    assert_eq!(
+        store.count_records(conn, "Contact").await.expect("count"),
+        (9_000, 0)
+    );
+    let known: Vec<String> = (0..9_000)
+        .step_by(2)
+        .map(|i| format!("big{i:05}"))
+        .collect();
+    let outcome = store
+        .commit_page(&page(sync, run, &writes, &known, NOW + 1))
+        .await
+        .expect("commit");
+    assert_eq!(outcome.deleted, 4_500);
+    assert_eq!(
+        outcome.added + outcome.updated,
+        0,
+        "re-read unchanged records are not updates"
+    );
+    assert_eq!(
+        store.count_records(conn, "Contact").await.expect("count"),
+        (4_500, 4_500)
+    );
+    let listed = store
+        .list_records(env, conn, &all("Contact", 10_000))
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 9_000);
 }
