@@ -41,6 +41,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-org API usage, concurrency caps and proxy retry timing.
     pub org_limits: crate::usage::OrgLimits,
+    /// The sync definitions (pre-built plus the user's YAML file).
+    pub syncs: Arc<crate::sync::SyncCatalog>,
+    /// Wakes the sync scheduler when a sync became due (trigger, new connection).
+    pub sync_wakeup: tokio::sync::Notify,
 }
 
 /// Real time plus an offset tests can move forward (or a frozen instant), so expiry is tested
@@ -155,6 +159,9 @@ impl Application {
     /// Opens storage, creates the environments, binds the port.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let (store, vault) = open_store(&config).await?;
+        let syncs = Arc::new(crate::sync::SyncCatalog::load(
+            config.syncs_file.as_deref(),
+        )?);
         let mut environments = HashMap::new();
         for name in ENVIRONMENTS {
             let env = store
@@ -191,6 +198,8 @@ impl Application {
             credentials: crate::credentials::CredentialService::default(),
             clock: Clock::default(),
             org_limits: crate::usage::OrgLimits::default(),
+            syncs,
+            sync_wakeup: tokio::sync::Notify::default(),
         });
         Ok(Application {
             listener,
