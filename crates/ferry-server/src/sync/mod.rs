@@ -1,6 +1,8 @@
 //! Syncs: definitions (what to read and how to shape it), the engine (one run of one connection's sync), the scheduler worker, and their tunables.
 
 pub mod definitions;
+pub mod engine;
+pub mod scheduler;
 
 pub use definitions::{FieldMap, SyncCatalog, SyncDefinition};
 
