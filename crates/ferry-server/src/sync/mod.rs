@@ -1,5 +1,7 @@
 //! Syncs: definitions (what to read and how to shape it), the engine (one run of one connection's sync), the scheduler worker, and their tunables.
 
+pub mod bench;
+pub mod cli;
 pub mod definitions;
 pub mod engine;
 pub mod scheduler;
