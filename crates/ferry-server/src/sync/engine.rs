@@ -663,6 +663,43 @@ fn writes_of(
     Ok(writes)
 }
 
+/// One page as read, before it is mapped.
+enum PageInput {
+    /// REST records.
+    Json(Vec<Value>),
+    /// A Bulk CSV page and the value kind of each column.
+    Csv(bulk::CsvPage, Vec<ValueKind>),
+}
+
+/// Maps a page on a blocking thread (CSV parsing is done; this is JSON building and hashing),
+/// so it runs in parallel with the previous page's commit. Returns the writes and the number
+/// of records read.
+async fn map_page(
+    def: &SyncDefinition,
+    checkpoint: &mut Checkpoint,
+    input: PageInput,
+) -> Result<(Vec<RecordWrite>, u64), SyncError> {
+    let def = def.clone();
+    let mut position = checkpoint.clone();
+    let (result, position) = tokio::task::spawn_blocking(move || {
+        let records = match input {
+            PageInput::Json(records) => records,
+            PageInput::Csv(page, kinds) => page
+                .rows
+                .iter()
+                .map(|row| bulk::row_to_record(&page.headers, &kinds, row))
+                .collect(),
+        };
+        let n = records.len() as u64;
+        let writes = writes_of(&def, &mut position, &records).map(|w| (w, n));
+        (writes, position)
+    })
+    .await
+    .map_err(|e| SyncError::Other(format!("mapping a page failed: {e}")))?;
+    *checkpoint = position;
+    result
+}
+
 /// After a committed page: progress, the test hook, the budget. `true` = stop here.
 fn after_page(ctx: &Ctx<'_>, tally: &mut Tally, expected: Option<u64>) -> Result<bool, SyncError> {
     tally.report.pages += 1;
@@ -745,20 +782,43 @@ async fn read_rest(
         false,
         ctx.settings.rest_batch_size,
     );
-    let mut next = pager.next_page().await?;
-    while let Some(page) = next {
-        tally.report.records_read += page.records.len() as u64;
-        let writes = writes_of(ctx.def, &mut tally.checkpoint, &page.records)?;
-        drop(page);
+    let mut pending = match pager.next_page().await? {
+        Some(page) => {
+            let (writes, n) = map_page(
+                ctx.def,
+                &mut tally.checkpoint,
+                PageInput::Json(page.records),
+            )
+            .await?;
+            tally.report.records_read += n;
+            Some(writes)
+        }
+        None => None,
+    };
+    while let Some(writes) = pending.take() {
         let checkpoint = tally.checkpoint.to_value();
-        // The next page is fetched while this one commits.
-        let (fetched, committed) =
-            tokio::join!(pager.next_page(), commit(ctx, &writes, &[], &checkpoint));
+        // This page commits while the next one is fetched and mapped.
+        let next_page = async {
+            match pager.next_page().await? {
+                Some(page) => {
+                    let (writes, n) = map_page(
+                        ctx.def,
+                        &mut tally.checkpoint,
+                        PageInput::Json(page.records),
+                    )
+                    .await?;
+                    tally.report.records_read += n;
+                    Ok::<_, SyncError>(Some(writes))
+                }
+                None => Ok(None),
+            }
+        };
+        let (fetched, committed) = tokio::join!(next_page, commit(ctx, &writes, &[], &checkpoint));
         tally.report.add(&committed?);
         if after_page(ctx, tally, Some(count))? {
             return Ok(());
         }
-        next = fetched?;
+        pending = fetched?;
     }
     Ok(())
 }
@@ -766,13 +826,29 @@ async fn read_rest(
 /// Polls a Bulk job to completion: at once the first time (small jobs are often done), then
 /// with a gentle backoff.
 async fn wait_for_job(ctx: &Ctx<'_>, job: &str) -> Result<(), SyncError> {
+    let lease_lost = std::sync::atomic::AtomicBool::new(false);
+    let lost = &lease_lost;
     bulk::wait_for_completion(&ctx.transport, &ctx.version, job, |n| async move {
         if n > 1 {
             let ms = (250u64 << (n - 2).min(5)).min(5_000);
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            // A long job must not let the lease run out under it.
+            let now = ctx.state.clock.now_ms();
+            if !matches!(
+                ctx.state
+                    .store
+                    .renew_sync_lease(ctx.sync.id, ctx.owner, now, ctx.settings.lease_ms)
+                    .await,
+                Ok(true)
+            ) {
+                lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     })
     .await?;
+    if lease_lost.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(SyncError::LeaseLost);
+    }
     Ok(())
 }
 
@@ -790,39 +866,50 @@ async fn read_bulk(
         &job.id,
         ctx.settings.bulk_page_size,
     );
-    let mut next = pager.next_page().await?;
-    let mut kinds: Vec<ValueKind> = Vec::new();
-    while let Some(page) = next {
-        if kinds.len() != page.headers.len() {
-            kinds = page
-                .headers
-                .iter()
-                .map(|h| {
-                    ctx.kinds_by_field
-                        .iter()
-                        .find(|(f, _)| f.eq_ignore_ascii_case(h))
-                        .map(|(_, k)| *k)
-                        .unwrap_or(ValueKind::Text)
-                })
-                .collect();
-        }
-        let records: Vec<Value> = page
-            .rows
+    let kinds_of = |headers: &[String]| -> Vec<ValueKind> {
+        headers
             .iter()
-            .map(|row| bulk::row_to_record(&page.headers, &kinds, row))
-            .collect();
-        drop(page);
-        tally.report.records_read += records.len() as u64;
-        let writes = writes_of(ctx.def, &mut tally.checkpoint, &records)?;
-        drop(records);
+            .map(|h| {
+                ctx.kinds_by_field
+                    .iter()
+                    .find(|(f, _)| f.eq_ignore_ascii_case(h))
+                    .map(|(_, k)| *k)
+                    .unwrap_or(ValueKind::Text)
+            })
+            .collect()
+    };
+    let mut pending = match pager.next_page().await? {
+        Some(page) => {
+            let kinds = kinds_of(&page.headers);
+            let (writes, n) =
+                map_page(ctx.def, &mut tally.checkpoint, PageInput::Csv(page, kinds)).await?;
+            tally.report.records_read += n;
+            Some(writes)
+        }
+        None => None,
+    };
+    while let Some(writes) = pending.take() {
         let checkpoint = tally.checkpoint.to_value();
-        let (fetched, committed) =
-            tokio::join!(pager.next_page(), commit(ctx, &writes, &[], &checkpoint));
+        // This page commits while the next one is fetched, parsed and mapped.
+        let next_page = async {
+            match pager.next_page().await? {
+                Some(page) => {
+                    let kinds = kinds_of(&page.headers);
+                    let (writes, n) =
+                        map_page(ctx.def, &mut tally.checkpoint, PageInput::Csv(page, kinds))
+                            .await?;
+                    tally.report.records_read += n;
+                    Ok::<_, SyncError>(Some(writes))
+                }
+                None => Ok(None),
+            }
+        };
+        let (fetched, committed) = tokio::join!(next_page, commit(ctx, &writes, &[], &checkpoint));
         tally.report.add(&committed?);
         if after_page(ctx, tally, Some(count))? {
             return Ok(());
         }
-        next = fetched?;
+        pending = fetched?;
     }
     let _ = bulk::delete_job(&ctx.transport, &ctx.version, &job.id).await;
     Ok(())
