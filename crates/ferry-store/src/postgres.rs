@@ -42,3 +42,11 @@ impl PostgresStore {
 }
 
 crate::sql::impl_store!(PostgresStore, sqlx::Postgres, PgRow, "postgres");
+crate::sql_sync::impl_sync_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    PgRow,
+    " FOR UPDATE SKIP LOCKED",
+    "SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))",
+    false
+);

@@ -68,3 +68,4 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "sqlite");
+crate::sql_sync::impl_sync_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "", "", true);
