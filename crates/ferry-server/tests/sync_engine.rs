@@ -552,3 +552,42 @@ async fn runs_pause_when_the_api_budget_is_nearly_spent(db: Db) {
     assert!(row.next_run_at.expect("scheduled") > s.app.state.clock.now_ms());
 }
 on_both_databases!(budget_pause, runs_pause_when_the_api_budget_is_nearly_spent);
+
+async fn a_failing_sync_is_retried_soon_once_then_at_its_frequency(db: Db) {
+    let s = SyncApp::start(db).await;
+    s.seed("Contact", 5, false).await;
+    s.admin(
+        reqwest::Method::POST,
+        "/faults",
+        json!({"path_prefix": "/services/data/", "status": 503, "count": 100}),
+    )
+    .await;
+    let first = s.run("contacts").await;
+    assert!(first.error.is_some());
+    let now = s.app.state.clock.now_ms();
+    assert_eq!(
+        s.sync_row("contacts").await.next_run_at,
+        Some(now + s.settings.retry_after_error_secs * 1000)
+    );
+    let second = s.run("contacts").await;
+    assert!(second.error.is_some());
+    assert_eq!(
+        s.sync_row("contacts").await.next_run_at,
+        Some(now + 3600 * 1000),
+        "a sync that keeps failing waits for its frequency"
+    );
+    let failures = s
+        .sync_webhooks("contacts")
+        .await
+        .into_iter()
+        .filter(|w| w["success"] == false)
+        .count();
+    assert_eq!(failures, 2, "one failure webhook per failed run");
+    s.admin(reqwest::Method::DELETE, "/faults", json!({})).await;
+    let third = s.run("contacts").await;
+    assert_eq!((third.error, third.added), (None, 5));
+}
+on_both_databases!(
+    failure_backoff,
+    a_failing_sync_is_retried_soon_once_then_at_its_frequency
+);

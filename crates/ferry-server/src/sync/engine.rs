@@ -372,11 +372,14 @@ pub async fn run_sync(
         }
     };
     report.error = error.as_ref().map(|_| message.clone().unwrap_or_default());
-    let next_run_at = if success {
-        finished_at + sync.frequency_secs.max(1) * 1000
+    // A failure is retried soon once; a sync that keeps failing falls back to its frequency,
+    // so a broken connection does not send a failure webhook every few minutes.
+    let frequency_ms = sync.frequency_secs.max(1) * 1000;
+    let failed_before = sync.last_run.as_ref().is_some_and(|r| r.status == "ERROR");
+    let next_run_at = if success || failed_before {
+        finished_at + frequency_ms
     } else {
-        finished_at
-            + (settings.retry_after_error_secs * 1000).min(sync.frequency_secs.max(1) * 1000)
+        finished_at + (settings.retry_after_error_secs * 1000).min(frequency_ms)
     };
     state
         .store
