@@ -50,7 +50,13 @@ async fn a_new_connection_gets_its_syncs_and_run_one_runs_them(db: Db) {
         .expect("list")
     {
         assert_eq!(row.next_run_at, Some(now + 3600 * 1000), "{}", row.name);
-        assert_eq!(row.last_run.expect("ran").status, "SUCCESS", "{}", row.name);
+        let last = row.last_run.expect("ran");
+        assert_eq!(last.status, "SUCCESS", "{}", row.name);
+        assert_eq!(
+            last.error, None,
+            "every pre-built field exists in the org: {}",
+            row.name
+        );
     }
     assert_eq!(s.live_payloads("Contact").await.len(), 7);
     assert_eq!(s.live_payloads("Account").await.len(), 5);
