@@ -41,6 +41,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-org API usage, concurrency caps and proxy retry timing.
     pub org_limits: crate::usage::OrgLimits,
+    /// The sync definitions (pre-built plus the user's YAML file).
+    pub syncs: Arc<crate::sync::SyncCatalog>,
     /// Wakes the sync scheduler when a sync became due (trigger, new connection).
     pub sync_wakeup: tokio::sync::Notify,
 }
@@ -157,6 +159,9 @@ impl Application {
     /// Opens storage, creates the environments, binds the port.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let (store, vault) = open_store(&config).await?;
+        let syncs = Arc::new(crate::sync::SyncCatalog::load(
+            config.syncs_file.as_deref(),
+        )?);
         let mut environments = HashMap::new();
         for name in ENVIRONMENTS {
             let env = store
@@ -193,6 +198,7 @@ impl Application {
             credentials: crate::credentials::CredentialService::default(),
             clock: Clock::default(),
             org_limits: crate::usage::OrgLimits::default(),
+            syncs,
             sync_wakeup: tokio::sync::Notify::default(),
         });
         Ok(Application {
@@ -228,6 +234,12 @@ impl Application {
                 self.state.clone(),
                 self.shutdown.clone(),
             ));
+            for _ in 0..crate::sync::scheduler::WORKERS {
+                tokio::spawn(crate::sync::scheduler::worker(
+                    self.state.clone(),
+                    self.shutdown.clone(),
+                ));
+            }
         }
         let router = crate::api::router(self.state.clone());
         let token = self.shutdown.clone();
