@@ -8,6 +8,7 @@ mod error;
 mod model;
 mod postgres;
 mod sql;
+mod sql_actions;
 mod sqlite;
 pub mod testing;
 mod traits;
@@ -22,6 +23,7 @@ pub use model::{
     NewIntegration, OAuthState, WebhookDelivery, WebhookDeliveryId, DEFAULT_LIST_LIMIT,
 };
 pub use postgres::PostgresStore;
+pub use sql_actions::{ActionRun, ActionRunOutcome, ActionRunStore, NewActionRun};
 pub use sqlite::SqliteStore;
 pub use traits::{
     CiphertextStore, ConnectSessionStore, ConnectionStore, EnvironmentStore, IntegrationStore,

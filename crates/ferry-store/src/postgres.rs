@@ -42,3 +42,4 @@ impl PostgresStore {
 }
 
 crate::sql::impl_store!(PostgresStore, sqlx::Postgres, PgRow, "postgres");
+crate::sql_actions::impl_action_run_store!(PostgresStore, sqlx::Postgres, PgRow);

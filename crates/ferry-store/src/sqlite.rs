@@ -68,3 +68,4 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "sqlite");
+crate::sql_actions::impl_action_run_store!(SqliteStore, sqlx::Sqlite, SqliteRow);

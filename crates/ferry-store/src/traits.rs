@@ -305,6 +305,7 @@ pub trait Store:
     + ConnectionStore
     + CiphertextStore
     + WebhookStore
+    + crate::sql_actions::ActionRunStore
 {
     /// Applies pending forward-only migrations; safe to run repeatedly and concurrently.
     async fn migrate(&self) -> Result<(), StoreError>;
