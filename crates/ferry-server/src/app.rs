@@ -41,6 +41,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-org API usage, concurrency caps and proxy retry timing.
     pub org_limits: crate::usage::OrgLimits,
+    /// Actions: catalog, API versions by org, async worker wake-up.
+    pub actions: crate::actions::ActionService,
 }
 
 /// Real time plus an offset tests can move forward (or a frozen instant), so expiry is tested
@@ -191,6 +193,7 @@ impl Application {
             credentials: crate::credentials::CredentialService::default(),
             clock: Clock::default(),
             org_limits: crate::usage::OrgLimits::default(),
+            actions: crate::actions::ActionService::default(),
         });
         Ok(Application {
             listener,
@@ -225,6 +228,12 @@ impl Application {
                 self.state.clone(),
                 self.shutdown.clone(),
             ));
+            for _ in 0..crate::actions::worker::WORKERS {
+                tokio::spawn(crate::actions::worker::worker(
+                    self.state.clone(),
+                    self.shutdown.clone(),
+                ));
+            }
         }
         let router = crate::api::router(self.state.clone());
         let token = self.shutdown.clone();
