@@ -43,6 +43,10 @@ pub struct AppState {
     pub org_limits: crate::usage::OrgLimits,
     /// Actions: catalog, API versions by org, async worker wake-up.
     pub actions: crate::actions::ActionService,
+    /// The sync definitions (pre-built plus the user's YAML file).
+    pub syncs: Arc<crate::sync::SyncCatalog>,
+    /// Wakes the sync scheduler when a sync became due (trigger, new connection).
+    pub sync_wakeup: tokio::sync::Notify,
 }
 
 /// Real time plus an offset tests can move forward (or a frozen instant), so expiry is tested
@@ -157,6 +161,9 @@ impl Application {
     /// Opens storage, creates the environments, binds the port.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let (store, vault) = open_store(&config).await?;
+        let syncs = Arc::new(crate::sync::SyncCatalog::load(
+            config.syncs_file.as_deref(),
+        )?);
         let mut environments = HashMap::new();
         for name in ENVIRONMENTS {
             let env = store
@@ -194,6 +201,8 @@ impl Application {
             clock: Clock::default(),
             org_limits: crate::usage::OrgLimits::default(),
             actions: crate::actions::ActionService::default(),
+            syncs,
+            sync_wakeup: tokio::sync::Notify::default(),
         });
         Ok(Application {
             listener,

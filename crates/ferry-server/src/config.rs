@@ -30,6 +30,9 @@ pub struct ServerArgs {
     /// Extra instance hosts (`host:port`, comma-separated) allowed as upstreams.
     #[arg(long, env = "FERRY_ALLOWED_UPSTREAM_HOSTS", value_delimiter = ',')]
     pub allowed_upstream_hosts: Vec<String>,
+    /// A YAML file declaring syncs beside the pre-built ones (format in the README).
+    #[arg(long, env = "FERRY_SYNCS_FILE")]
+    pub syncs_file: Option<PathBuf>,
 }
 
 /// Everything the application needs to start.
@@ -53,6 +56,10 @@ pub struct Config {
     pub run_workers: bool,
     /// Token lifecycle timings.
     pub token_policy: crate::credentials::TokenPolicy,
+    /// The user's syncs file, if any.
+    pub syncs_file: Option<PathBuf>,
+    /// Sync engine tunables.
+    pub sync: crate::sync::SyncSettings,
 }
 
 impl Config {
@@ -68,6 +75,8 @@ impl Config {
             previous_keys: Vec::new(),
             run_workers: false,
             token_policy: Default::default(),
+            syncs_file: None,
+            sync: Default::default(),
         }
     }
 }
@@ -140,6 +149,8 @@ impl ServerArgs {
             previous_keys: previous_keys_from_env(),
             run_workers: true,
             token_policy: Default::default(),
+            syncs_file: self.syncs_file.clone(),
+            sync: Default::default(),
         })
     }
 }

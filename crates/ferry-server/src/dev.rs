@@ -72,6 +72,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         previous_keys: Vec::new(),
         run_workers: true,
         token_policy: Default::default(),
+        syncs_file: std::env::var_os("FERRY_SYNCS_FILE").map(Into::into),
+        sync: Default::default(),
     };
     let app = Application::build(config).await?;
     let state = app.state();

@@ -13,6 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod providers;
 pub mod refresher;
+pub mod sync;
 pub mod upstream;
 pub mod usage;
 pub mod webhooks;
