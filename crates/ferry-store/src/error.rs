@@ -19,6 +19,13 @@ pub enum StoreError {
         /// The key that collided.
         key: String,
     },
+    /// The caller no longer holds the sync's lease (it expired and another worker took it, or
+    /// the run was superseded): nothing was written.
+    #[error("the sync lease is no longer held by this worker")]
+    LeaseLost,
+    /// A records cursor that this store did not issue.
+    #[error("invalid records cursor")]
+    InvalidCursor,
     /// The database URL names no supported backend.
     #[error("unsupported database url (expected sqlite://…, postgres://… or a file path)")]
     UnsupportedUrl,

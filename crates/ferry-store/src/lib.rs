@@ -6,9 +6,11 @@
 
 mod error;
 mod model;
+mod model_sync;
 mod postgres;
 mod sql;
 mod sql_actions;
+mod sql_sync;
 mod sqlite;
 pub mod testing;
 mod traits;
@@ -22,12 +24,16 @@ pub use model::{
     IntegrationId, IntegrationPatch, MetadataMode, NewConnectSession, NewConnection,
     NewIntegration, OAuthState, WebhookDelivery, WebhookDeliveryId, DEFAULT_LIST_LIMIT,
 };
+pub use model_sync::{
+    NewSync, PageCommit, PageOutcome, RecordAction, RecordQuery, RecordWrite, StoredRecord, SyncId,
+    SyncRow, SyncRunId, SyncRunSummary, SyncTrigger,
+};
 pub use postgres::PostgresStore;
 pub use sql_actions::{ActionRun, ActionRunOutcome, ActionRunStore, NewActionRun};
 pub use sqlite::SqliteStore;
 pub use traits::{
     CiphertextStore, ConnectSessionStore, ConnectionStore, EnvironmentStore, IntegrationStore,
-    MetaStore, OAuthStateStore, Store, WebhookStore,
+    MetaStore, OAuthStateStore, RecordStore, Store, SyncStore, WebhookStore,
 };
 
 /// Opens the store named by `url`: `postgres://…` / `postgresql://…` for PostgreSQL;

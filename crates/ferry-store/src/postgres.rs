@@ -43,3 +43,11 @@ impl PostgresStore {
 
 crate::sql::impl_store!(PostgresStore, sqlx::Postgres, PgRow, "postgres");
 crate::sql_actions::impl_action_run_store!(PostgresStore, sqlx::Postgres, PgRow);
+crate::sql_sync::impl_sync_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    PgRow,
+    " FOR UPDATE SKIP LOCKED",
+    "SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))",
+    false
+);

@@ -69,3 +69,4 @@ impl SqliteStore {
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "sqlite");
 crate::sql_actions::impl_action_run_store!(SqliteStore, sqlx::Sqlite, SqliteRow);
+crate::sql_sync::impl_sync_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "", "", true);

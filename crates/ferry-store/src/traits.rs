@@ -15,6 +15,10 @@ use crate::model::{
     MetadataMode, NewConnectSession, NewConnection, NewIntegration, OAuthState,
 };
 use crate::model::{DeliveryOutcome, WebhookDelivery, WebhookDeliveryId};
+use crate::model_sync::{
+    NewSync, PageCommit, PageOutcome, RecordAction, RecordQuery, RecordWrite, StoredRecord, SyncId,
+    SyncRow, SyncRunId, SyncRunSummary, SyncTrigger,
+};
 
 /// Server-wide key/value settings (for example the encryption key fingerprint).
 #[async_trait]
@@ -306,6 +310,8 @@ pub trait Store:
     + CiphertextStore
     + WebhookStore
     + crate::sql_actions::ActionRunStore
+    + SyncStore
+    + RecordStore
 {
     /// Applies pending forward-only migrations; safe to run repeatedly and concurrently.
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -313,4 +319,183 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// Closes the connection pool, waiting for connections in use to be returned.
     async fn close(&self);
+}
+
+/// Per-connection syncs: schedule, lease-guarded runs and their page commits.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    /// Inserts the missing (connection, name) rows; new ones are paused unless `auto_start`
+    /// (then `next_run_at = now`). Existing rows are left as they are. Returns all rows of the
+    /// connection, by name. [`StoreError::NotFound`] if the connection is not in `env`.
+    async fn ensure_syncs(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        syncs: &[NewSync],
+        now: i64,
+    ) -> Result<Vec<SyncRow>, StoreError>;
+    /// The connection's syncs, by name.
+    async fn list_syncs(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+    ) -> Result<Vec<SyncRow>, StoreError>;
+    /// One sync of the connection by name.
+    async fn get_sync(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        name: &str,
+    ) -> Result<Option<SyncRow>, StoreError>;
+    /// Claims one due sync (not paused; `pending` set or `next_run_at <= now`; lease free or
+    /// expired) until `now + lease_ms`; requested runs first, then the most overdue. Never two
+    /// holders, also across processes.
+    async fn claim_due_sync(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<SyncRow>, StoreError>;
+    /// Claims one given sync whatever its schedule or pause; `None` if another holds a live
+    /// lease (or the sync does not exist).
+    async fn claim_sync(
+        &self,
+        sync: SyncId,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<SyncRow>, StoreError>;
+    /// Extends the lease to `now + lease_ms` if `owner` holds it; returns whether it did.
+    async fn renew_sync_lease(
+        &self,
+        sync: SyncId,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Starts a run under the lease: records a `RUNNING` run (earlier runs left `RUNNING` by a
+    /// lost worker become `ERROR`), clears `pending`; `FullRefresh` resets the checkpoint;
+    /// `FullRefreshAndClear` also deletes the sync's records, in the same transaction.
+    /// [`StoreError::LeaseLost`] if `owner` is not the holder.
+    async fn start_sync_run(
+        &self,
+        sync: SyncId,
+        owner: &str,
+        trigger: SyncTrigger,
+        now: i64,
+    ) -> Result<SyncRunId, StoreError>;
+    /// One transaction: upserts (hash unchanged and not deleted: no change; new: `ADDED`;
+    /// changed or resurrected: `UPDATED`), deletes (live: `DELETED`), checkpoint, run counters.
+    /// Later duplicates of an external id in `upserts` win. [`StoreError::LeaseLost`] (and
+    /// nothing written) if `lease_owner` no longer holds the sync or the run is not running.
+    async fn commit_page(&self, page: &PageCommit<'_>) -> Result<PageOutcome, StoreError>;
+    /// Ends the run (`SUCCESS`/`ERROR` with `error`), releases the lease, sets `next_run_at`,
+    /// and queues `webhooks` for the sync's environment, in one transaction.
+    /// [`StoreError::LeaseLost`] if `owner` is not the holder or the run is not running.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_sync_run(
+        &self,
+        sync: SyncId,
+        run: SyncRunId,
+        owner: &str,
+        success: bool,
+        error: Option<&str>,
+        next_run_at: Option<i64>,
+        webhooks: &[Value],
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Pauses or unpauses the named syncs (empty `names` = all of the connection); unpausing
+    /// schedules a sync that has no `next_run_at` for `now`. All or nothing:
+    /// [`StoreError::NotFound`] lists unknown names. Returns the changed rows.
+    async fn set_syncs_paused(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        names: &[String],
+        paused: bool,
+        now: i64,
+    ) -> Result<Vec<SyncRow>, StoreError>;
+    /// Sets `pending` on the named syncs (empty `names` = all); does not unpause. All or
+    /// nothing like [`SyncStore::set_syncs_paused`]. Returns the changed rows.
+    async fn request_sync_run(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        names: &[String],
+        trigger: SyncTrigger,
+        now: i64,
+    ) -> Result<Vec<SyncRow>, StoreError>;
+    /// Changes a sync's frequency; a scheduled run later than `now + frequency` is brought
+    /// forward to it. `None` if there is no such sync.
+    async fn set_sync_frequency(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        name: &str,
+        frequency_secs: i64,
+        now: i64,
+    ) -> Result<Option<SyncRow>, StoreError>;
+    /// Puts a sync's frequency back to the one it was created with (`NewSync::frequency_secs`
+    /// at its first `ensure_syncs`), rescheduling like [`SyncStore::set_sync_frequency`].
+    async fn reset_sync_frequency(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        name: &str,
+        now: i64,
+    ) -> Result<Option<SyncRow>, StoreError>;
+    /// The sync's runs, newest first.
+    async fn list_sync_runs(
+        &self,
+        sync: SyncId,
+        limit: u32,
+    ) -> Result<Vec<SyncRunSummary>, StoreError>;
+}
+
+/// Synced records, read by the records API and written back by actions.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Keyset page by `(updated_at, row id)` ascending, up to `limit` records.
+    /// [`StoreError::InvalidCursor`] for a cursor this store did not issue.
+    async fn list_records(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        query: &RecordQuery,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+    /// Live (not deleted) external ids of a model in byte order, after `after`, at most
+    /// `limit` (for id reconciliation by merge-join).
+    async fn live_record_ids(
+        &self,
+        connection: ConnectionRowId,
+        model: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+    /// `(live, deleted)` record counts of a model.
+    async fn count_records(
+        &self,
+        connection: ConnectionRowId,
+        model: &str,
+    ) -> Result<(u64, u64), StoreError>;
+    /// Read-after-write from an action (no lease): the hash rule of
+    /// [`SyncStore::commit_page`]; returns the action taken, `None` if unchanged.
+    /// [`StoreError::NotFound`] if the connection is not in `env`.
+    async fn write_back_record(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        model: &str,
+        record: &RecordWrite,
+        now: i64,
+    ) -> Result<Option<RecordAction>, StoreError>;
+    /// Marks one record deleted; false if absent or already deleted.
+    async fn delete_back_record(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        model: &str,
+        external_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }
