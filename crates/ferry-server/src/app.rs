@@ -243,6 +243,12 @@ impl Application {
                     self.shutdown.clone(),
                 ));
             }
+            for _ in 0..crate::sync::scheduler::WORKERS {
+                tokio::spawn(crate::sync::scheduler::worker(
+                    self.state.clone(),
+                    self.shutdown.clone(),
+                ));
+            }
         }
         let router = crate::api::router(self.state.clone());
         let token = self.shutdown.clone();

@@ -29,6 +29,16 @@ pub enum Command {
     /// Manage secret keys and the encryption key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run syncs by hand.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+/// `ferry sync …`.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Run one sync of one connection now, with a progress bar and a summary.
+    Run(crate::sync::cli::SyncRunArgs),
 }
 
 /// Flags of `ferry dev`.
@@ -116,6 +126,8 @@ impl EmulatorArgs {
 pub enum BenchCommand {
     /// Seeding speed, memory and REST query pagination throughput of the emulator.
     Emulator(crate::bench::EmulatorBenchArgs),
+    /// Initial and incremental sync speed against a bare client, and Ferry's peak memory.
+    Sync(crate::sync::bench::SyncBenchArgs),
 }
 
 /// Parses the command line and runs it.
@@ -132,6 +144,8 @@ pub fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Emulator(args)) => {
             runtime.block_on(crate::bench::emulator(args))
         }
+        Command::Bench(BenchCommand::Sync(args)) => runtime.block_on(crate::sync::bench::run(args)),
+        Command::Sync(SyncCommand::Run(args)) => runtime.block_on(crate::sync::cli::run(args)),
         Command::Dev(args) => runtime.block_on(crate::dev::run(args)),
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Migrate(args) => runtime.block_on(async move {

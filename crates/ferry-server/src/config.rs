@@ -150,7 +150,7 @@ impl ServerArgs {
             run_workers: true,
             token_policy: Default::default(),
             syncs_file: self.syncs_file.clone(),
-            sync: Default::default(),
+            sync: crate::sync::SyncSettings::from_env()?,
         })
     }
 }

@@ -298,5 +298,6 @@ pub async fn store_oauth_connection(
         )
         .await?;
     state.webhook_wakeup.notify_one();
+    crate::sync::scheduler::on_connection_created(state, &connection).await;
     Ok((connection, created))
 }

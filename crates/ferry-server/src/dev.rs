@@ -73,7 +73,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         run_workers: true,
         token_policy: Default::default(),
         syncs_file: std::env::var_os("FERRY_SYNCS_FILE").map(Into::into),
-        sync: Default::default(),
+        sync: crate::sync::SyncSettings::from_env()?,
     };
     let app = Application::build(config).await?;
     let state = app.state();

@@ -4,6 +4,7 @@
 //! `GET /scripts/config`.
 
 mod common;
+mod sync_support;
 
 use common::{Db, TestApp};
 use ferry_server::actions::worker::{run_one, Outcome};
@@ -868,4 +869,87 @@ async fn scripts_config_lists_syncs_and_actions_with_their_schemas(db: Db) {
 on_both_databases!(
     scripts_config_lists_syncs_and_actions_with_their_schemas,
     scripts_config_lists_syncs_and_actions_with_their_schemas
+);
+
+async fn writes_show_in_the_records_at_once_and_the_next_sync_does_not_report_them(db: Db) {
+    let s = sync_support::SyncApp::start(db).await;
+    let first = s.run("contacts").await;
+    assert_eq!(first.error, None);
+    let trigger = |name: &'static str, input: Value| {
+        s.app
+            .api(reqwest::Method::POST, "/action/trigger")
+            .header("Connection-Id", &s.connection.connection_id)
+            .header("Provider-Config-Key", "salesforce")
+            .json(&json!({"action_name": name, "input": input}))
+            .send()
+    };
+    let account: Value = trigger("create-account", json!({"name": "Store Co"}))
+        .await
+        .expect("trigger")
+        .json()
+        .await
+        .expect("json");
+    let account_id = account["id"].as_str().expect("id").to_string();
+    let contact = trigger(
+        "create-contact",
+        json!({"last_name": "Stored", "account_id": account_id}),
+    )
+    .await
+    .expect("trigger");
+    assert_eq!(contact.status(), 200);
+    let contact: Value = contact.json().await.expect("json");
+    let id = contact["id"].as_str().expect("id").to_string();
+
+    // Visible in the records before any sync run, in the sync's model.
+    let stored = s.stored("Contact").await;
+    let record = stored.get(&id).expect("the created contact is stored");
+    assert_eq!(record.payload, contact);
+    assert_eq!(record.payload["account_name"], "Store Co");
+    assert_eq!(record.last_action, ferry_store::RecordAction::Added);
+    assert!(s.stored("Account").await.contains_key(&account_id));
+
+    // The next sync run reads the same record and reports nothing.
+    s.advance_secs(3600).await;
+    let run = s.run("contacts").await;
+    assert_eq!(run.error, None);
+    assert_eq!((run.added, run.updated, run.deleted), (0, 0, 0), "{run:?}");
+
+    // An update is stored as UPDATED at once; the sync agrees.
+    let updated = trigger("update-contact", json!({"id": id, "title": "Archivist"}))
+        .await
+        .expect("trigger");
+    assert_eq!(updated.status(), 200);
+    let record = s.stored("Contact").await.remove(&id).expect("stored");
+    assert_eq!(record.payload["title"], "Archivist");
+    assert_eq!(record.last_action, ferry_store::RecordAction::Updated);
+    s.advance_secs(3600).await;
+    let run = s.run("contacts").await;
+    assert_eq!((run.added, run.updated, run.deleted), (0, 0, 0), "{run:?}");
+
+    // A generic update of a synced object writes back too.
+    let generic = trigger(
+        "update-record",
+        json!({"object": "Contact", "id": id, "fields": {"Department": "Records"}}),
+    )
+    .await
+    .expect("trigger");
+    assert_eq!(generic.status(), 200);
+    let record = s.stored("Contact").await.remove(&id).expect("stored");
+    assert_eq!(record.payload["department"], "Records");
+
+    // A delete marks it deleted at once; the sync does not report it again.
+    let deleted = trigger("delete-record", json!({"object": "Contact", "id": id}))
+        .await
+        .expect("trigger");
+    assert_eq!(deleted.status(), 200);
+    let record = s.stored("Contact").await.remove(&id).expect("stored");
+    assert!(record.deleted_at.is_some());
+    assert_eq!(record.last_action, ferry_store::RecordAction::Deleted);
+    s.advance_secs(3600).await;
+    let run = s.run("contacts").await;
+    assert_eq!((run.added, run.updated, run.deleted), (0, 0, 0), "{run:?}");
+}
+on_both_databases!(
+    writes_show_in_the_records_at_once_and_the_next_sync_does_not_report_them,
+    writes_show_in_the_records_at_once_and_the_next_sync_does_not_report_them
 );

@@ -558,6 +558,7 @@ async fn import(
             ),
             other => ApiError::from(other),
         })?;
+    crate::sync::scheduler::on_connection_created(&state, &connection).await;
     Ok((
         StatusCode::CREATED,
         Json(full_json(

@@ -54,9 +54,15 @@ impl SyncDefinition {
     /// Content hash of a mapped model JSON (hex sha256 of its canonical JSON: keys sorted,
     /// no whitespace).
     pub fn hash(model: &Value) -> String {
-        let canonical = crate::webhooks::sorted(model).to_string();
-        let digest = Sha256::digest(canonical.as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        let mut hasher = Sha256::new();
+        write_canonical(model, &mut hasher);
+        let digest = hasher.finalize();
+        let mut out = String::with_capacity(64);
+        for b in digest {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
     }
 
     /// The SOQL field list (sf_field values, plus Id and SystemModstamp), each once.
@@ -77,6 +83,48 @@ impl SyncDefinition {
             .find(|f| f.sf_field.eq_ignore_ascii_case("Id"))
             .map(|f| f.model_field.as_str())
             .unwrap_or("id")
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Feeds the canonical JSON of `value` (object keys sorted, no whitespace; the same bytes as
+/// `webhooks::sorted(value).to_string()`) to `hasher` without building it.
+fn write_canonical(value: &Value, hasher: &mut Sha256) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    hasher.update(b",");
+                }
+                write_scalar(k, hasher);
+                hasher.update(b":");
+                write_canonical(&map[k], hasher);
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    hasher.update(b",");
+                }
+                write_canonical(item, hasher);
+            }
+            hasher.update(b"]");
+        }
+        scalar => write_scalar(scalar, hasher),
+    }
+}
+
+fn write_scalar<T: serde::Serialize + ?Sized>(value: &T, hasher: &mut Sha256) {
+    // serde_json writes scalars exactly as `to_string` would.
+    let mut buf = Vec::with_capacity(32);
+    if serde_json::to_writer(&mut buf, value).is_ok() {
+        hasher.update(&buf);
     }
 }
 
@@ -635,6 +683,14 @@ mod tests {
             SyncDefinition::hash(&json!({"id": "1", "name": "y"}))
         );
         assert_eq!(SyncDefinition::hash(&a).len(), 64);
+        let nested = json!({"b": [1, {"y": "\"q\"", "x": null}], "a": 1.5});
+        let expected = Sha256::digest(crate::webhooks::sorted(&nested).to_string().as_bytes());
+        let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            SyncDefinition::hash(&nested),
+            hex,
+            "the canonical bytes are the sorted JSON"
+        );
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Syncs: definitions (what to read and how to shape it), the engine (one run of one connection's sync), the scheduler worker, and their tunables.
 
+pub mod bench;
+pub mod cli;
 pub mod definitions;
+pub mod engine;
+pub mod scheduler;
 
 pub use definitions::{FieldMap, SyncCatalog, SyncDefinition};
 
@@ -42,5 +46,41 @@ impl Default for SyncSettings {
             lease_ms: 120_000,
             retry_after_error_secs: 300,
         }
+    }
+}
+
+impl SyncSettings {
+    /// The defaults, changed by `FERRY_SYNC_OVERLAP_SECS`, `FERRY_SYNC_BULK_THRESHOLD`,
+    /// `FERRY_SYNC_RECONCILE_EVERY_RUNS`, `FERRY_SYNC_MAX_DELETE_SHARE` and
+    /// `FERRY_SYNC_BUDGET_SHARE` when set; a value that does not parse is an error naming it.
+    pub fn from_env() -> anyhow::Result<SyncSettings> {
+        fn read<T: std::str::FromStr>(name: &str, into: &mut T) -> anyhow::Result<()> {
+            if let Ok(text) = std::env::var(name) {
+                *into = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{name} is not a valid number: {text}"))?;
+            }
+            Ok(())
+        }
+        let mut s = SyncSettings::default();
+        read("FERRY_SYNC_OVERLAP_SECS", &mut s.overlap_secs)?;
+        read("FERRY_SYNC_BULK_THRESHOLD", &mut s.bulk_threshold)?;
+        read(
+            "FERRY_SYNC_RECONCILE_EVERY_RUNS",
+            &mut s.reconcile_every_runs,
+        )?;
+        read("FERRY_SYNC_MAX_DELETE_SHARE", &mut s.max_delete_share)?;
+        read("FERRY_SYNC_BUDGET_SHARE", &mut s.budget_share)?;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&s.max_delete_share) && (0.0..=1.0).contains(&s.budget_share),
+            "FERRY_SYNC_MAX_DELETE_SHARE and FERRY_SYNC_BUDGET_SHARE are shares between 0 and 1"
+        );
+        anyhow::ensure!(
+            s.overlap_secs >= 0,
+            "FERRY_SYNC_OVERLAP_SECS cannot be negative"
+        );
+        s.reconcile_every_runs = s.reconcile_every_runs.max(1);
+        Ok(s)
     }
 }

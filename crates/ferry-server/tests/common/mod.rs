@@ -56,6 +56,11 @@ pub async fn database(
 impl TestApp {
     /// Starts the emulator and Ferry (host map pointing at the emulator) on `db`.
     pub async fn spawn(db: Db) -> TestApp {
+        TestApp::spawn_with(db, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with a configuration change applied before Ferry is built.
+    pub async fn spawn_with(db: Db, change: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg) = database(db, dir.path()).await;
         // Ferry's port must be known before the emulator's app is configured with its callback:
@@ -87,6 +92,7 @@ impl TestApp {
         let mut config = Config::for_tests(&database_url, key, hosts);
         config.port = port;
         config.public_url = Some(public_url.clone());
+        change(&mut config);
         let app = Application::build(config.clone())
             .await
             .expect("ferry builds");
