@@ -632,6 +632,33 @@ async fn async_actions_are_queued_run_by_a_worker_and_read_by_any_process(db: Db
         .sf
         .one("SELECT Id, Company FROM Lead WHERE LastName = 'Async'")
         .await;
+    // Nango's async_action webhook is queued with the result.
+    let dev = ctx
+        .app
+        .state
+        .store
+        .list_environments()
+        .await
+        .expect("envs")
+        .into_iter()
+        .find(|e| e.name == "dev")
+        .expect("dev");
+    let hooks = ctx
+        .app
+        .state
+        .store
+        .list_webhooks(dev.id, 50)
+        .await
+        .expect("webhooks");
+    let hook = hooks
+        .iter()
+        .find(|h| h.payload["type"] == "async_action")
+        .expect("an async_action webhook");
+    assert_eq!(
+        hook.payload,
+        json!({"from": "nango", "type": "async_action", "connectionId": ctx.connection,
+               "providerConfigKey": "salesforce", "payload": {"id": id, "statusUrl": format!("/action/{id}")}})
+    );
     assert_eq!(lead["Company"], "Queue Co");
     // Another process on the same database answers.
     let (peer_url, _peer) = ctx.app.spawn_peer().await;

@@ -94,12 +94,15 @@ pub trait ActionRunStore: Send + Sync {
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<ActionRun>, StoreError>;
-    /// Records how the attempt held by `owner` ended; `false` if the lease was lost.
+    /// Records how the attempt held by `owner` ended; `false` if the lease was lost. When the
+    /// run ends (not on a retry) and `webhook` is given, it is queued for the run's environment
+    /// in the same transaction (Nango's `async_action` completion webhook).
     async fn finish_action_run(
         &self,
         id: &str,
         owner: &str,
         outcome: &ActionRunOutcome,
+        webhook: Option<&Value>,
         now: i64,
     ) -> Result<bool, StoreError>;
 }
@@ -210,6 +213,7 @@ macro_rules! impl_action_run_store {
                     id: &str,
                     owner: &str,
                     outcome: &ActionRunOutcome,
+                    webhook: Option<&serde_json::Value>,
                     now: i64,
                 ) -> Result<bool, StoreError> {
                     let (status, output, error_status, next): (
@@ -228,6 +232,7 @@ macro_rules! impl_action_run_store {
                             ("pending", None, None, Some(*next_attempt_at))
                         }
                     };
+                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                     let done = sqlx::query(
                         "UPDATE action_runs SET status = $1, output = $2, error_status = $3, \
                          next_attempt_at = COALESCE($4, next_attempt_at), lease_owner = NULL, \
@@ -241,9 +246,26 @@ macro_rules! impl_action_run_store {
                     .bind(now)
                     .bind(id)
                     .bind(owner)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                    Ok(done.rows_affected() == 1)
+                    let finished = done.rows_affected() == 1;
+                    if let (true, Some(payload), false) = (
+                        finished,
+                        webhook,
+                        matches!(outcome, ActionRunOutcome::Retry { .. }),
+                    ) {
+                        sqlx::query(
+                            "INSERT INTO webhook_deliveries (environment_id, payload, next_attempt_at, created_at) \
+                             SELECT environment_id, $1, $2, $2 FROM action_runs WHERE id = $3",
+                        )
+                        .bind(payload.to_string())
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(finished)
                 }
             }
         };

@@ -124,6 +124,7 @@ async fn a_run_is_claimed_once_finished_and_read_back(store: Arc<dyn Store>) {
             "r1",
             "intruder",
             &ActionRunOutcome::Succeeded { output: json!(1) },
+            None,
             NOW
         )
         .await
@@ -137,12 +138,20 @@ async fn a_run_is_claimed_once_finished_and_read_back(store: Arc<dyn Store>) {
                 &ActionRunOutcome::Succeeded {
                     output: json!({"ok": true}),
                 },
+                Some(&json!({"type": "async_action", "payload": {"id": "r1"}})),
                 NOW + 1,
             )
             .await
             .expect("finish");
     }
     assert!(finished);
+    let hooks = store.list_webhooks(env.id, 10).await.expect("webhooks");
+    assert_eq!(
+        hooks.len(),
+        1,
+        "the completion webhook is queued once, with the result"
+    );
+    assert_eq!(hooks[0].payload["payload"]["id"], "r1");
     let done = store
         .get_action_run(env.id, "r1")
         .await
@@ -188,6 +197,7 @@ async fn an_expired_lease_is_claimed_again_and_a_retry_waits(store: Arc<dyn Stor
             &ActionRunOutcome::Retry {
                 next_attempt_at: NOW
             },
+            None,
             NOW
         )
         .await
@@ -199,10 +209,19 @@ async fn an_expired_lease_is_claimed_again_and_a_retry_waits(store: Arc<dyn Stor
             &ActionRunOutcome::Retry {
                 next_attempt_at: NOW + 5_000
             },
+            Some(&json!({"type": "async_action"})),
             NOW + 1_000
         )
         .await
         .expect("retry"));
+    assert!(
+        store
+            .list_webhooks(env.id, 10)
+            .await
+            .expect("hooks")
+            .is_empty(),
+        "no completion webhook for a retry"
+    );
     assert!(store
         .claim_action_run("c", NOW + 4_999, 1_000)
         .await
@@ -222,6 +241,7 @@ async fn an_expired_lease_is_claimed_again_and_a_retry_waits(store: Arc<dyn Stor
                 status: 424,
                 error: json!({"error": {"code": "x"}})
             },
+            None,
             NOW + 5_001,
         )
         .await

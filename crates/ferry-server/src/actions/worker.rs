@@ -61,14 +61,44 @@ pub async fn run_one(state: &Arc<AppState>, owner: &str) -> Result<Outcome, Stor
             }
         }
     };
+    let webhook = completion_webhook(state, &run).await?;
     if !state
         .store
-        .finish_action_run(&run.id, owner, &outcome, state.clock.now_ms())
+        .finish_action_run(
+            &run.id,
+            owner,
+            &outcome,
+            webhook.as_ref(),
+            state.clock.now_ms(),
+        )
         .await?
     {
         tracing::warn!(run = %run.id, "action run lease lost before it finished");
     }
+    if webhook.is_some() && !matches!(label, Outcome::Retried(_)) {
+        state.webhook_wakeup.notify_one();
+    }
     Ok(label)
+}
+
+/// Nango's `async_action` webhook for a finished run (none if the connection is gone).
+async fn completion_webhook(
+    state: &AppState,
+    run: &ActionRun,
+) -> Result<Option<Value>, StoreError> {
+    let connection = state
+        .store
+        .connection_by_row_id(run.environment_id, run.connection_row_id)
+        .await?;
+    Ok(connection.map(|c| {
+        serde_json::json!({
+            "from": "nango",
+            "type": "async_action",
+            "connectionId": c.connection_id,
+            "providerConfigKey": c.integration_key,
+            "payload": {"id": run.id, "statusUrl": format!("/action/{}", run.id)},
+        })
+    }))
 }
 
 /// Runs the stored action; the error carries whether the action is idempotent.
