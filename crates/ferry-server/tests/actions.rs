@@ -485,9 +485,11 @@ async fn a_create_that_meets_a_503_is_not_retried(db: Db) {
     let ctx = setup(db).await;
     // Negotiate the version first, so the only POST below is the create.
     ctx.ok("whoami", json!({})).await;
+    // The worst case: Salesforce performs the create, then the answer is a 503.
     ctx.admin(
         "/faults",
-        json!({"method": "POST", "path_prefix": "/services/data/", "status": 503, "count": 1, "body": "Service Unavailable"}),
+        json!({"method": "POST", "path_prefix": "/services/data/", "status": 503, "count": 1,
+               "body": "Service Unavailable", "after_handling": true}),
     )
     .await;
     let before = ctx.api_requests().await;
@@ -497,6 +499,7 @@ async fn a_create_that_meets_a_503_is_not_retried(db: Db) {
     assert_eq!(status, 424, "{body}");
     assert_eq!(body["error"]["code"], "script_http_error");
     assert_eq!(body["error"]["payload"]["status"], 503);
+    assert_eq!(body["error"]["payload"]["may_have_happened"], true);
     let message = body["error"]["message"].as_str().expect("message");
     assert!(
         message.contains("may or may not have happened"),
@@ -506,19 +509,39 @@ async fn a_create_that_meets_a_503_is_not_retried(db: Db) {
     assert_eq!(
         ctx.api_requests().await - before,
         1,
-        "exactly one request reached the emulator"
+        "exactly one request reached the emulator: no retry"
     );
-    assert!(ctx
-        .sf
-        .query("SELECT Id FROM Contact WHERE LastName = 'Only Once'")
-        .await
-        .is_empty());
-    // With the fault gone, one create makes one record.
-    ctx.ok("create-contact", json!({"last_name": "Only Once"}))
-        .await;
     assert_eq!(
         ctx.sf
             .query("SELECT Id FROM Contact WHERE LastName = 'Only Once'")
+            .await
+            .len(),
+        1,
+        "one record, not two"
+    );
+
+    // The same fault on an upsert by external id: repeating it is safe and still one record.
+    ctx.admin(
+        "/orgs/Acme/objects",
+        json!({"name": "Contact", "fields": [{"name": "Ext__c", "type": "string", "external_id": true, "unique": true}]}),
+    )
+    .await;
+    ctx.admin(
+        "/faults",
+        json!({"method": "PATCH", "path_prefix": "/services/data/", "status": 503, "count": 1,
+               "body": "Service Unavailable", "after_handling": true}),
+    )
+    .await;
+    let upsert = json!({"object": "Contact", "external_id_field": "Ext__c", "external_id": "E-1",
+                        "fields": {"LastName": "Upserted Once"}});
+    let (status, body) = ctx.trigger("upsert-record", upsert.clone()).await;
+    assert_eq!(status, 424, "{body}");
+    assert_eq!(body["error"]["payload"]["may_have_happened"], false);
+    let again = ctx.ok("upsert-record", upsert).await;
+    assert_eq!(again["created"], false, "the first attempt had created it");
+    assert_eq!(
+        ctx.sf
+            .query("SELECT Id FROM Contact WHERE Ext__c = 'E-1'")
             .await
             .len(),
         1
