@@ -957,6 +957,26 @@ async fn writes_show_in_the_records_at_once_and_the_next_sync_does_not_report_th
     assert_eq!(record.payload["account_name"], "Store Co");
     assert_eq!(record.last_action, ferry_store::RecordAction::Added);
     assert!(s.stored("Account").await.contains_key(&account_id));
+    let listed: Value = s
+        .app
+        .api(reqwest::Method::GET, "/records/?model=Contact")
+        .header("Connection-Id", &s.connection.connection_id)
+        .header("Provider-Config-Key", "salesforce")
+        .send()
+        .await
+        .expect("records")
+        .json()
+        .await
+        .expect("json");
+    let listed = listed["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GET /records: {listed}"))
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("GET /records shows the created contact")
+        .clone();
+    assert_eq!(listed["last_name"], "Stored");
+    assert_eq!(listed["_nango_metadata"]["last_action"], "ADDED");
 
     // The next sync run reads the same record and reports nothing.
     s.advance_secs(3600).await;

@@ -10,6 +10,8 @@ pub mod integrations;
 pub mod oauth;
 pub mod providers;
 pub mod proxy;
+pub mod records;
+pub mod syncs;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -36,6 +38,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(environment::routes())
         .merge(proxy::routes())
         .merge(actions::routes())
+        .merge(records::routes())
+        .merge(syncs::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }
