@@ -210,6 +210,10 @@ pub struct FaultRule {
     /// Latency added before answering.
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// Serve the request first (its effects happen), then answer with the fault instead of the
+    /// real response: a write whose answer was lost on the way back.
+    #[serde(default)]
+    pub after_handling: bool,
 }
 
 /// Counters of everything the emulator served, for tests that assert "exactly one refresh".

@@ -665,6 +665,30 @@ async fn faults_are_injected_counted_and_cleared() {
 }
 
 #[tokio::test]
+async fn a_fault_after_handling_applies_the_write_and_loses_the_answer() {
+    let org = Org::demo().await;
+    org.admin(
+        reqwest::Method::POST,
+        "/faults",
+        json!({"method": "POST", "path_prefix": "/services/data/v59.0/sobjects/Contact", "status": 503, "body": "Service Unavailable", "count": 1, "after_handling": true}),
+    )
+    .await;
+    let (status, _) = org
+        .send(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "Lost Answer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, body) = org
+        .get("/query?q=SELECT+Id+FROM+Contact+WHERE+LastName+=+'Lost+Answer'")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["totalSize"], 1, "the write happened: {body}");
+}
+
+#[tokio::test]
 async fn migrate_moves_the_org_and_revoke_tokens_ends_sessions() {
     let org = Org::demo().await;
     let moved = org

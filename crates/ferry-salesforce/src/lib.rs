@@ -4,4 +4,5 @@ pub mod bulk;
 pub mod data;
 pub mod oauth;
 pub mod query;
+pub mod rest;
 pub mod transport;

@@ -41,6 +41,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-org API usage, concurrency caps and proxy retry timing.
     pub org_limits: crate::usage::OrgLimits,
+    /// Actions: catalog, API versions by org, async worker wake-up.
+    pub actions: crate::actions::ActionService,
     /// The sync definitions (pre-built plus the user's YAML file).
     pub syncs: Arc<crate::sync::SyncCatalog>,
     /// Wakes the sync scheduler when a sync became due (trigger, new connection).
@@ -198,6 +200,7 @@ impl Application {
             credentials: crate::credentials::CredentialService::default(),
             clock: Clock::default(),
             org_limits: crate::usage::OrgLimits::default(),
+            actions: crate::actions::ActionService::default(),
             syncs,
             sync_wakeup: tokio::sync::Notify::default(),
         });
@@ -234,6 +237,12 @@ impl Application {
                 self.state.clone(),
                 self.shutdown.clone(),
             ));
+            for _ in 0..crate::actions::worker::WORKERS {
+                tokio::spawn(crate::actions::worker::worker(
+                    self.state.clone(),
+                    self.shutdown.clone(),
+                ));
+            }
             for _ in 0..crate::sync::scheduler::WORKERS {
                 tokio::spawn(crate::sync::scheduler::worker(
                     self.state.clone(),

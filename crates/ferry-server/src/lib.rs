@@ -1,5 +1,6 @@
 //! Ferry's server: configuration, the application, the CLI, the HTTP API and (soon) workers.
 
+pub mod actions;
 pub mod api;
 pub mod app;
 pub mod bench;

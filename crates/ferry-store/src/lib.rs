@@ -9,6 +9,7 @@ mod model;
 mod model_sync;
 mod postgres;
 mod sql;
+mod sql_actions;
 mod sql_sync;
 mod sqlite;
 pub mod testing;
@@ -28,6 +29,7 @@ pub use model_sync::{
     SyncRow, SyncRunId, SyncRunSummary, SyncTrigger,
 };
 pub use postgres::PostgresStore;
+pub use sql_actions::{ActionRun, ActionRunOutcome, ActionRunStore, NewActionRun};
 pub use sqlite::SqliteStore;
 pub use traits::{
     CiphertextStore, ConnectSessionStore, ConnectionStore, EnvironmentStore, IntegrationStore,

@@ -42,6 +42,7 @@ impl PostgresStore {
 }
 
 crate::sql::impl_store!(PostgresStore, sqlx::Postgres, PgRow, "postgres");
+crate::sql_actions::impl_action_run_store!(PostgresStore, sqlx::Postgres, PgRow);
 crate::sql_sync::impl_sync_store!(
     PostgresStore,
     sqlx::Postgres,

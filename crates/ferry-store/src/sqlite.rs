@@ -78,3 +78,4 @@ crate::sql_sync::impl_sync_store!(
     "json_each(",
     ")"
 );
+crate::sql_actions::impl_action_run_store!(SqliteStore, sqlx::Sqlite, SqliteRow);

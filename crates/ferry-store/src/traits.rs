@@ -309,6 +309,7 @@ pub trait Store:
     + ConnectionStore
     + CiphertextStore
     + WebhookStore
+    + crate::sql_actions::ActionRunStore
     + SyncStore
     + RecordStore
 {

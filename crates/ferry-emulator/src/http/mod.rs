@@ -133,6 +133,11 @@ async fn faults_and_stats(AxState(ctx): AxState<Ctx>, req: Request, next: Next) 
     if let Some(ms) = rule.latency_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    if rule.after_handling {
+        // The request takes effect; only its answer is replaced.
+        let _ = next.run(req).await;
+        return fault_response(&rule);
+    }
     match rule.status {
         Some(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -143,6 +148,19 @@ async fn faults_and_stats(AxState(ctx): AxState<Ctx>, req: Request, next: Next) 
             }
         }
         None => next.run(req).await,
+    }
+}
+
+/// The answer a fault rule gives (its status and body; 500 when it has no status).
+fn fault_response(rule: &crate::state::FaultRule) -> Response {
+    let status = rule
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match &rule.body {
+        Some(serde_json::Value::String(text)) => (status, text.clone()).into_response(),
+        Some(body) => errors::json(status, body),
+        None => status.into_response(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The public HTTP API: Nango-compatible routes, authentication by environment secret key, strict query validation, the JSON body rules.
 
+pub mod actions;
 pub mod auth;
 pub mod connect;
 pub mod connect_ui;
@@ -36,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(oauth::routes())
         .merge(environment::routes())
         .merge(proxy::routes())
+        .merge(actions::routes())
         .merge(records::routes())
         .merge(syncs::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
