@@ -6,8 +6,10 @@
 
 mod error;
 mod model;
+mod ops;
 mod postgres;
 mod sql;
+mod sql_ops;
 mod sqlite;
 pub mod testing;
 mod traits;
@@ -20,6 +22,10 @@ pub use model::{
     ConnectionRowId, ConnectionStatus, DeliveryOutcome, Environment, EnvironmentId, Integration,
     IntegrationId, IntegrationPatch, MetadataMode, NewConnectSession, NewConnection,
     NewIntegration, OAuthState, WebhookDelivery, WebhookDeliveryId, DEFAULT_LIST_LIMIT,
+};
+pub use ops::{
+    NewOperation, Operation, OperationId, OperationKind, OperationLogStore, OperationQuery,
+    OrgUsageRow, OrgUsageStore,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -42,3 +42,4 @@ impl PostgresStore {
 }
 
 crate::sql::impl_store!(PostgresStore, sqlx::Postgres, PgRow, "postgres");
+crate::sql_ops::impl_ops_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);

@@ -68,3 +68,4 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, SqliteRow, "sqlite");
+crate::sql_ops::impl_ops_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);

@@ -305,6 +305,8 @@ pub trait Store:
     + ConnectionStore
     + CiphertextStore
     + WebhookStore
+    + crate::ops::OperationLogStore
+    + crate::ops::OrgUsageStore
 {
     /// Applies pending forward-only migrations; safe to run repeatedly and concurrently.
     async fn migrate(&self) -> Result<(), StoreError>;
