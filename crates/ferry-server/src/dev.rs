@@ -72,6 +72,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         previous_keys: Vec::new(),
         run_workers: true,
         token_policy: Default::default(),
+        upstream: Default::default(),
     };
     let app = Application::build(config).await?;
     let state = app.state();

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod dev;
 pub mod error;
 pub mod keys;
+pub mod oplog;
 pub mod providers;
 pub mod refresher;
 pub mod upstream;

@@ -6,6 +6,7 @@ pub mod connect_ui;
 pub mod connections;
 pub mod environment;
 pub mod integrations;
+pub mod logs;
 pub mod oauth;
 pub mod providers;
 pub mod proxy;
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(oauth::routes())
         .merge(environment::routes())
         .merge(proxy::routes())
+        .merge(logs::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }
