@@ -107,6 +107,8 @@ struct LoggedBody {
     inner: std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>>,
     log: Option<CallLog>,
     bytes: u64,
+    /// The announced `Content-Length`: the server stops polling once it has been sent.
+    expected: Option<u64>,
     _slot: Option<OwnedSemaphorePermit>,
 }
 
@@ -120,7 +122,15 @@ impl Stream for LoggedBody {
         use std::task::Poll;
         let polled = self.inner.as_mut().poll_next(cx);
         match &polled {
-            Poll::Ready(Some(Ok(chunk))) => self.bytes += chunk.len() as u64,
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.bytes += chunk.len() as u64;
+                if self.expected == Some(self.bytes) {
+                    let bytes = self.bytes;
+                    if let Some(log) = self.log.take() {
+                        log.finish(bytes, None);
+                    }
+                }
+            }
             Poll::Ready(Some(Err(_))) => {
                 let bytes = self.bytes;
                 if let Some(log) = self.log.take() {
@@ -178,10 +188,12 @@ async fn proxy(State(state): State<Arc<AppState>>, Env(env): Env, request: Reque
     match forward(&state, request, &mut log).await {
         Ok((status, headers, body, slot, hint)) => {
             log.entry.status = Some(i64::from(status.as_u16()));
+            let expected = header(&headers, "content-length").and_then(|l| l.parse().ok());
             let body = LoggedBody {
                 inner: body,
                 log: Some(log),
                 bytes: 0,
+                expected,
                 _slot: slot,
             };
             respond(status, &headers, Body::from_stream(body), hint)
