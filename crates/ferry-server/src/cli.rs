@@ -116,6 +116,8 @@ impl EmulatorArgs {
 pub enum BenchCommand {
     /// Seeding speed, memory and REST query pagination throughput of the emulator.
     Emulator(crate::bench::EmulatorBenchArgs),
+    /// The proxy against the emulator directly and through Ferry, at several concurrency levels.
+    Proxy(crate::bench_proxy::ProxyBenchArgs),
 }
 
 /// Parses the command line and runs it.
@@ -129,6 +131,9 @@ pub fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Emulator(args) => runtime.block_on(run_emulator(args)),
+        Command::Bench(BenchCommand::Proxy(args)) => {
+            runtime.block_on(crate::bench_proxy::proxy(args))
+        }
         Command::Bench(BenchCommand::Emulator(args)) => {
             runtime.block_on(crate::bench::emulator(args))
         }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod bench_proxy;
 pub mod cli;
 pub mod config;
 pub mod connections;
