@@ -153,6 +153,12 @@ impl ConnectionTransport {
             .await
             .map_err(|e| ApiError::Connection(e.into_api(None).to_string()))?;
         let org_id = org_of(&connection);
+        if let Some(org) = &org_id {
+            // Take in what other processes learned about the org's budget.
+            if let Err(e) = state.org_limits.load(state.store.as_ref(), org).await {
+                tracing::warn!(error = %e, "the org's stored usage could not be read");
+            }
+        }
         Ok(ConnectionTransport {
             state,
             integration,

@@ -227,6 +227,43 @@ async fn the_upstream_request_carries_no_secret_key_and_no_ferry_header() {
 }
 
 #[tokio::test]
+async fn decompress_asks_for_gzip_and_the_default_passes_bodies_through() {
+    let (app, id) = connected(Db::Sqlite).await;
+    let last_upstream_headers = || {
+        app.emulator
+            .state
+            .stats
+            .recent
+            .lock()
+            .back()
+            .map(|r| r.headers.clone())
+            .unwrap_or_default()
+    };
+    let plain = proxied(&app, reqwest::Method::GET, ACCOUNTS, &id)
+        .send()
+        .await
+        .expect("plain");
+    assert_eq!(plain.status(), 200);
+    assert!(
+        !last_upstream_headers()
+            .iter()
+            .any(|(n, _)| n == "accept-encoding"),
+        "by default Ferry asks for nothing and passes the body as sent"
+    );
+    let decompressed = proxied(&app, reqwest::Method::GET, ACCOUNTS, &id)
+        .header("Decompress", "true")
+        .send()
+        .await
+        .expect("decompressed");
+    assert_eq!(decompressed.status(), 200);
+    assert!(last_upstream_headers()
+        .iter()
+        .any(|(n, v)| n == "accept-encoding" && v.contains("gzip")));
+    let body: Value = decompressed.json().await.expect("plain JSON");
+    assert!(body.get("objectDescribe").is_some(), "{body}");
+}
+
+#[tokio::test]
 async fn a_streamed_body_is_never_retried() {
     let (app, id) = connected(Db::Sqlite).await;
     fault(
