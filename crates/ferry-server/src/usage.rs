@@ -140,12 +140,15 @@ impl OrgLimits {
     pub async fn acquire(&self, org_id: &str) -> Option<OwnedSemaphorePermit> {
         let gate = {
             let mut gates = self.gates.lock();
-            gates
-                .entry(org_id.to_string())
-                .or_insert_with(|| {
-                    Arc::new(Semaphore::new(self.max_concurrent.load(Ordering::Relaxed)))
-                })
-                .clone()
+            match gates.get(org_id) {
+                Some(gate) => gate.clone(),
+                None => gates
+                    .entry(org_id.to_string())
+                    .or_insert_with(|| {
+                        Arc::new(Semaphore::new(self.max_concurrent.load(Ordering::Relaxed)))
+                    })
+                    .clone(),
+            }
         };
         gate.acquire_owned().await.ok()
     }
@@ -194,7 +197,12 @@ impl OrgLimits {
     fn change(&self, org_id: &str, now: i64, apply: impl FnOnce(&mut OrgUsage)) {
         let (snapshot, flipped) = {
             let mut records = self.records.write();
-            let record = records.entry(org_id.to_string()).or_default();
+            if !records.contains_key(org_id) {
+                records.insert(org_id.to_string(), OrgUsage::default());
+            }
+            let Some(record) = records.get_mut(org_id) else {
+                return;
+            };
             let before = record.budget_spent;
             apply(record);
             record.updated_at = record.updated_at.max(now);
@@ -202,12 +210,17 @@ impl OrgLimits {
         };
         let due = {
             let mut last = self.last_queued.lock();
-            let entry = last.entry(org_id.to_string()).or_insert(i64::MIN);
-            let due = flipped || now.saturating_sub(*entry) >= PERSIST_EVERY_MS;
-            if due {
-                *entry = now;
+            match last.get_mut(org_id) {
+                Some(at) if !flipped && now.saturating_sub(*at) < PERSIST_EVERY_MS => false,
+                Some(at) => {
+                    *at = now;
+                    true
+                }
+                None => {
+                    last.insert(org_id.to_string(), now);
+                    true
+                }
             }
-            due
         };
         if due {
             self.dirty.lock().insert(org_id.to_string(), snapshot);
