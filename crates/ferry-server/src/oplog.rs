@@ -174,9 +174,27 @@ async fn write(store: &dyn Store, batch: &[NewOperation]) -> Result<(), ferry_st
     store.insert_operations(batch).await.map(|_| ())
 }
 
-/// The background writer: flushes on wake-up or every second, and once more at shutdown.
+/// Entries older than this are deleted by the writer.
+pub const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// How often the writer deletes expired entries.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The background writer: flushes on wake-up or every second, prunes entries past
+/// [`RETENTION_MS`] hourly, and flushes once more at shutdown.
 pub async fn worker(state: Arc<crate::app::AppState>, shutdown: CancellationToken) {
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
+        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(std::time::Instant::now());
+            if let Err(e) = state
+                .store
+                .prune_operations(state.clock.now_ms() - RETENTION_MS)
+                .await
+            {
+                tracing::warn!(error = %e, "old operation-log entries could not be deleted");
+            }
+        }
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = state.oplog.wakeup.notified() => {}
@@ -196,5 +214,41 @@ pub async fn worker(state: Arc<crate::app::AppState>, shutdown: CancellationToke
     }
     if let Err(e) = state.oplog.flush_all(&state).await {
         tracing::warn!(error = %e, "the operation log could not be flushed at shutdown");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_store::{EnvironmentId, OperationKind};
+
+    fn entry() -> NewOperation {
+        NewOperation {
+            environment_id: EnvironmentId(1),
+            kind: OperationKind::Proxy,
+            connection_id: None,
+            integration_key: None,
+            org_id: None,
+            method: "GET".into(),
+            path: "/".into(),
+            status: Some(200),
+            duration_ms: 1,
+            retries: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            error_code: None,
+            started_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_buffer_drops_and_counts_instead_of_waiting() {
+        let log = OperationLog::with_capacity(2);
+        for _ in 0..5 {
+            log.record(entry());
+        }
+        assert_eq!(log.pending(), 2);
+        assert_eq!(log.dropped(), 3);
+        assert_eq!(log.recorded(), 5);
     }
 }

@@ -139,14 +139,20 @@ async fn a_200_mb_upload_is_streamed_not_buffered() {
 }
 
 #[tokio::test]
-async fn concurrent_calls_to_one_org_stay_under_the_cap() {
+async fn concurrent_calls_to_one_org_stay_under_the_configured_cap() {
     let (app, id) = connected(Db::Sqlite).await;
-    app.state.org_limits.set_max_concurrent(3);
+    // The cap as FERRY_MAX_CONCURRENT_PER_ORG sets it.
+    let (url, _peer) = peer(&app, |c| c.upstream.max_concurrent_per_org = 3).await;
     // Slow answers make the callers pile up at the gate.
     fault(&app, json!({"path_prefix": ACCOUNTS, "latency_ms": 50})).await;
     app.emulator.state.stats.reset();
     let calls = (0..12).map(|_| {
-        let req = proxied(&app, reqwest::Method::GET, ACCOUNTS, &id);
+        let req = app
+            .http
+            .get(format!("{url}/proxy{ACCOUNTS}"))
+            .bearer_auth(&app.dev_key)
+            .header("Connection-Id", &id)
+            .header("Provider-Config-Key", "salesforce");
         async move { req.send().await.expect("call").status() }
     });
     let statuses = futures::future::join_all(calls).await;
