@@ -581,3 +581,79 @@ on_both_databases!(
     org_usage_survives_restarts_and_is_shared_by_processes,
     org_usage_is_shared_through_the_store
 );
+
+#[tokio::test]
+async fn a_deleted_connection_is_not_served_from_the_cache() {
+    let (app, id) = connected(Db::Sqlite).await;
+    let first = proxied(&app, reqwest::Method::GET, ACCOUNTS, &id)
+        .send()
+        .await
+        .expect("first");
+    assert_eq!(first.status(), 200);
+    let deleted = app
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/connections/{id}?provider_config_key=salesforce"),
+        )
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 200);
+    let after = proxied(&app, reqwest::Method::GET, ACCOUNTS, &id)
+        .send()
+        .await
+        .expect("after");
+    assert_eq!(after.status(), 400);
+    let body: Value = after.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unknown_connection");
+}
+
+async fn transport_calls_are_logged_with_their_kind(db: Db) {
+    use ferry_salesforce::transport::{ApiRequest, Transport};
+    let (app, id) = connected(db).await;
+    let env = app.state.environment_by_key(&app.dev_key).expect("dev env");
+    let integration = app
+        .state
+        .store
+        .get_integration(env.id, "salesforce")
+        .await
+        .expect("read")
+        .expect("integration");
+    let connection = app
+        .state
+        .store
+        .get_connection(env.id, "salesforce", &id)
+        .await
+        .expect("read")
+        .expect("connection");
+    let transport = ferry_server::upstream::ConnectionTransport::open(
+        app.state.clone(),
+        integration,
+        connection,
+    )
+    .await
+    .expect("transport")
+    .log_as(ferry_store::OperationKind::Action);
+    let before = app.state.oplog.recorded();
+    let response = transport
+        .send(ApiRequest::get(
+            "/services/data/v59.0/query?q=SELECT+Id+FROM+Account+LIMIT+1",
+        ))
+        .await
+        .expect("send");
+    assert_eq!(response.status, 200);
+    app.state.oplog.wait_recorded(before + 1).await;
+    let log = logs(&app, "?kind=action").await;
+    let op = &log["operations"][0];
+    assert_eq!(op["kind"], "action");
+    assert_eq!(op["path"], "/services/data/v59.0/query");
+    assert_eq!(op["status"], 200);
+    assert_eq!(op["connection_id"], id.as_str());
+    assert_eq!(op["bytes_out"], response.body.len());
+    let org = op["org_id"].as_str().expect("org");
+    assert!(app.state.org_limits.usage_share(org).is_some());
+}
+on_both_databases!(
+    calls_through_connection_transport_are_logged_as_sync_or_action,
+    transport_calls_are_logged_with_their_kind
+);
