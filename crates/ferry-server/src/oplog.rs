@@ -120,7 +120,8 @@ impl OperationLog {
         self.wakeup.notify_one();
     }
 
-    /// Writes up to one batch of entries and every dirty org usage record. A failed write puts
+    /// Writes up to one batch of entries and the latest usage of every org changed since the last
+    /// flush. A failed write puts
     /// the entries back (if they fit) so the next flush retries them.
     pub async fn run_one(
         &self,

@@ -1,4 +1,4 @@
-//! Per-org Salesforce API usage, kept in memory for the hot path and written through to the store (at most once a second per org, at once when the budget flips) so it survives restarts and is shared by processes: the last `Sforce-Limit-Info: api-usage=N/M` seen, whether the org's daily budget is spent (`TotalRequests`), the cap on concurrent upstream calls per org, and the proxy's retry backoff.
+//! Per-org Salesforce API usage, kept in memory for the hot path and written to the store by the background writer (the latest view of each changed org once a second, at once when the budget flips) so it survives restarts and is shared by processes: the last `Sforce-Limit-Info: api-usage=N/M` seen, whether the org's daily budget is spent (`TotalRequests`), the cap on concurrent upstream calls per org, and the proxy's retry backoff.
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -69,16 +69,12 @@ fn ratio(u: ApiUsage) -> f64 {
     }
 }
 
-/// A usage record is written through at most this often per org unless the budget flips.
-pub const PERSIST_EVERY_MS: i64 = 1000;
-
 /// Usage records, concurrency gates and retry timing shared by every proxied call.
 #[derive(Debug)]
 pub struct OrgLimits {
     records: RwLock<HashMap<String, OrgUsage>>,
-    /// Records changed materially and not yet written, with when each org was last queued.
-    dirty: Mutex<HashMap<String, OrgUsage>>,
-    last_queued: Mutex<HashMap<String, i64>>,
+    /// Orgs changed since the background writer last stored them.
+    dirty: Mutex<std::collections::HashSet<String>>,
     /// Wakes the background writer when a budget flipped.
     pub flush_wanted: tokio::sync::Notify,
     gates: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -91,7 +87,6 @@ impl Default for OrgLimits {
         OrgLimits {
             records: RwLock::default(),
             dirty: Mutex::default(),
-            last_queued: Mutex::default(),
             flush_wanted: tokio::sync::Notify::new(),
             gates: Mutex::default(),
             max_concurrent: AtomicUsize::new(DEFAULT_MAX_CONCURRENT),
@@ -192,10 +187,10 @@ impl OrgLimits {
         });
     }
 
-    /// Applies a change and queues the record for the store when it changed materially: the
-    /// budget flipped (written at once) or the last write is a second old.
+    /// Applies a change and marks the org for the background writer, which stores the latest
+    /// view of each marked org once a second, or at once when the budget flipped.
     fn change(&self, org_id: &str, now: i64, apply: impl FnOnce(&mut OrgUsage)) {
-        let (snapshot, flipped) = {
+        let flipped = {
             let mut records = self.records.write();
             if !records.contains_key(org_id) {
                 records.insert(org_id.to_string(), OrgUsage::default());
@@ -206,47 +201,38 @@ impl OrgLimits {
             let before = record.budget_spent;
             apply(record);
             record.updated_at = record.updated_at.max(now);
-            (record.clone(), before != record.budget_spent)
+            before != record.budget_spent
         };
-        let due = {
-            let mut last = self.last_queued.lock();
-            match last.get_mut(org_id) {
-                Some(at) if !flipped && now.saturating_sub(*at) < PERSIST_EVERY_MS => false,
-                Some(at) => {
-                    *at = now;
-                    true
-                }
-                None => {
-                    last.insert(org_id.to_string(), now);
-                    true
-                }
+        {
+            let mut dirty = self.dirty.lock();
+            if !dirty.contains(org_id) {
+                dirty.insert(org_id.to_string());
             }
-        };
-        if due {
-            self.dirty.lock().insert(org_id.to_string(), snapshot);
-            if flipped {
-                self.flush_wanted.notify_one();
-            }
+        }
+        if flipped {
+            self.flush_wanted.notify_one();
         }
     }
 
-    /// Writes the queued records; returns how many. Failed ones are queued again.
+    /// Writes the latest view of every org changed since the last flush; returns how many.
+    /// Failed ones stay marked.
     pub async fn flush(
         &self,
         store: &dyn ferry_store::Store,
     ) -> Result<usize, ferry_store::StoreError> {
-        let queued: Vec<(String, OrgUsage)> = self.dirty.lock().drain().collect();
+        let marked: Vec<String> = self.dirty.lock().drain().collect();
         let mut written = 0;
         let mut failure = None;
-        for (org, record) in queued {
+        for org in marked {
             if failure.is_some() {
-                self.dirty.lock().entry(org).or_insert(record);
+                self.dirty.lock().insert(org);
                 continue;
             }
+            let record = self.get(&org);
             match store.put_org_usage(&record.row(&org)).await {
                 Ok(()) => written += 1,
                 Err(e) => {
-                    self.dirty.lock().entry(org).or_insert(record);
+                    self.dirty.lock().insert(org);
                     failure = Some(e);
                 }
             }
@@ -319,34 +305,17 @@ mod tests {
     }
 
     #[test]
-    fn usage_is_queued_for_the_store_once_a_second_or_when_the_budget_flips() {
+    fn changed_orgs_are_marked_for_the_writer_and_a_flip_wakes_it() {
         let limits = OrgLimits::default();
         limits.record_limit_info("00D", "api-usage=1/10", 1000);
         limits.record_limit_info("00D", "api-usage=2/10", 1500);
-        assert_eq!(
-            limits
-                .dirty
-                .lock()
-                .get("00D")
-                .and_then(|r| r.api_usage)
-                .map(|u| u.used),
-            Some(1)
-        );
+        assert!(limits.dirty.lock().contains("00D"));
+        assert_eq!(limits.dirty.lock().len(), 1);
         limits.dirty.lock().clear();
-        limits.record_limit_info("00D", "api-usage=3/10", 1600);
-        assert!(limits.dirty.lock().is_empty(), "within the second");
         limits.mark_budget_spent("00D", 1700);
-        assert!(
-            limits
-                .dirty
-                .lock()
-                .get("00D")
-                .is_some_and(|r| r.budget_spent),
-            "a flip goes at once"
-        );
-        limits.dirty.lock().clear();
-        limits.record_limit_info("00D", "api-usage=4/10", 2700);
-        assert!(limits.dirty.lock().contains_key("00D"));
+        assert!(limits.dirty.lock().contains("00D"));
+        assert!(limits.get("00D").budget_spent);
+        assert_eq!(limits.get("00D").updated_at, 1700);
         assert!(limits.is_above_share("00D", 0.99));
     }
 
