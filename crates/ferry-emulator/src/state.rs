@@ -233,6 +233,30 @@ pub struct Stats {
     pub by_path: Mutex<HashMap<String, u64>>,
     /// Records returned by queries, retrieves and bulk results.
     pub records_served: AtomicU64,
+    /// Salesforce requests being served right now.
+    pub in_flight: AtomicU64,
+    /// The most requests served at once since the last reset.
+    pub in_flight_peak: AtomicU64,
+    /// The latest requests' method, path and headers (a bounded ring, oldest first).
+    pub recent: Mutex<std::collections::VecDeque<RecordedRequest>>,
+    /// Bytes produced so far by `GET /__emulator/stream` (test scaffolding for streaming).
+    pub stream_produced: AtomicU64,
+    /// Bytes received so far by `POST /__emulator/sink`.
+    pub sink_received: AtomicU64,
+}
+
+/// How many requests `Stats::recent` keeps.
+pub const RECENT_REQUESTS: usize = 256;
+
+/// One request as it arrived: what a test checks for leaked headers.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers in arrival order (lowercase names).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Stats {
@@ -253,6 +277,22 @@ impl Stats {
         *self.by_path.lock().entry(path.to_string()).or_default() += 1;
     }
 
+    /// Keeps a request's method, path and headers in the ring of recent requests.
+    pub fn record_request(&self, request: RecordedRequest) {
+        let mut recent = self.recent.lock();
+        if recent.len() >= RECENT_REQUESTS {
+            recent.pop_front();
+        }
+        recent.push_back(request);
+    }
+
+    /// A request started: counts it in flight and raises the peak. Returns the guard that ends it.
+    pub fn start_request(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.in_flight_peak.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
     /// The counters as JSON.
     pub fn snapshot(&self) -> serde_json::Value {
         let tokens: serde_json::Map<String, serde_json::Value> = self
@@ -271,6 +311,9 @@ impl Stats {
                 "by_path": *self.by_path.lock(),
             },
             "records_served": self.records_served.load(Ordering::Relaxed),
+            "in_flight_peak": self.in_flight_peak.load(Ordering::Relaxed),
+            "stream_produced": self.stream_produced.load(Ordering::Relaxed),
+            "sink_received": self.sink_received.load(Ordering::Relaxed),
         })
     }
 
@@ -283,6 +326,21 @@ impl Stats {
         self.api_requests.store(0, Ordering::Relaxed);
         self.by_path.lock().clear();
         self.records_served.store(0, Ordering::Relaxed);
+        self.in_flight_peak
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.recent.lock().clear();
+        self.stream_produced.store(0, Ordering::Relaxed);
+        self.sink_received.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A request in flight; dropping it ends it.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

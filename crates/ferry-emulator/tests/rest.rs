@@ -846,3 +846,80 @@ async fn admin_writes_can_choose_the_system_modstamp_and_seed_shared_stamps() {
         .expect("post");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn recent_requests_keep_method_path_and_headers_and_the_in_flight_peak() {
+    let org = Org::demo().await;
+    let resp = org
+        .http
+        .get(org.url("/limits?x=1"))
+        .bearer_auth(&org.token)
+        .header("X-Probe", "seen")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 200);
+    let recent: Value = org
+        .http
+        .get(format!(
+            "{}/__emulator/requests?limit=1",
+            org.emulator.production_url
+        ))
+        .send()
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(recent.as_array().map(Vec::len), Some(1), "{recent}");
+    assert_eq!(recent[0]["method"], "GET");
+    assert_eq!(recent[0]["path"], "/services/data/v59.0/limits?x=1");
+    assert_eq!(recent[0]["headers"]["x-probe"], "seen");
+    assert_eq!(
+        recent[0]["headers"]["authorization"],
+        format!("Bearer {}", org.token)
+    );
+    let stats: Value = org
+        .http
+        .get(format!("{}/__emulator/stats", org.emulator.production_url))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats["in_flight_peak"], 1);
+}
+
+#[tokio::test]
+async fn the_stream_and_sink_scaffolding_count_bytes() {
+    let org = Org::demo().await;
+    let body = org
+        .http
+        .get(format!(
+            "{}/__emulator/stream?bytes=100000&chunk=1000",
+            org.emulator.production_url
+        ))
+        .send()
+        .await
+        .expect("stream")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(body.len(), 100_000);
+    let sunk: Value = org
+        .http
+        .post(format!("{}/__emulator/sink", org.emulator.production_url))
+        .body(vec![b'y'; 12345])
+        .send()
+        .await
+        .expect("sink")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sunk["bytes"], 12345);
+    let stats = &org.emulator.state.stats;
+    use std::sync::atomic::Ordering;
+    assert_eq!(stats.stream_produced.load(Ordering::SeqCst), 100_000);
+    assert_eq!(stats.sink_received.load(Ordering::SeqCst), 12345);
+}

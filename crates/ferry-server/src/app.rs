@@ -47,6 +47,12 @@ pub struct AppState {
     pub syncs: Arc<crate::sync::SyncCatalog>,
     /// Wakes the sync scheduler when a sync became due (trigger, new connection).
     pub sync_wakeup: tokio::sync::Notify,
+    /// The same client as `http` but decompressing gzip answers (the proxy's `Decompress: true`).
+    pub http_decompress: reqwest::Client,
+    /// Operation-log entries waiting for the background writer.
+    pub oplog: crate::oplog::OperationLog,
+    /// Recently used connections' decrypted credentials (the proxy's hot path).
+    pub targets: crate::upstream::TargetCache,
 }
 
 /// Real time plus an offset tests can move forward (or a frozen instant), so expiry is tested
@@ -184,10 +190,21 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()?;
+        let upstream = config.upstream;
+        let client = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_millis(
+                    upstream.connect_timeout_ms,
+                ))
+                .read_timeout(std::time::Duration::from_millis(upstream.timeout_ms))
+                .pool_max_idle_per_host(256)
+        };
+        // Bodies pass through as Salesforce sent them unless a caller asks for `Decompress`.
+        let http = client().no_gzip().build()?;
+        let http_decompress = client().gzip(true).build()?;
+        let org_limits = crate::usage::OrgLimits::default();
+        org_limits.set_max_concurrent(upstream.max_concurrent_per_org);
         let state = Arc::new(AppState {
             store,
             vault,
@@ -199,10 +216,13 @@ impl Application {
             webhook_wakeup: tokio::sync::Notify::new(),
             credentials: crate::credentials::CredentialService::default(),
             clock: Clock::default(),
-            org_limits: crate::usage::OrgLimits::default(),
             actions: crate::actions::ActionService::default(),
             syncs,
             sync_wakeup: tokio::sync::Notify::default(),
+            org_limits,
+            http_decompress,
+            oplog: crate::oplog::OperationLog::with_capacity(upstream.operation_log_buffer),
+            targets: crate::upstream::TargetCache::default(),
         });
         Ok(Application {
             listener,
@@ -228,6 +248,12 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled; the webhook worker runs beside the API.
     pub async fn run(self) -> anyhow::Result<()> {
+        // The operation log is written in the background even when other workers are off
+        // (tests flush it themselves with `run_one`; an extra flush is harmless).
+        let oplog_writer = tokio::spawn(crate::oplog::worker(
+            self.state.clone(),
+            self.shutdown.clone(),
+        ));
         if self.state.config.run_workers {
             tokio::spawn(crate::webhooks::worker(
                 self.state.clone(),
@@ -255,6 +281,7 @@ impl Application {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { token.cancelled().await })
             .await?;
+        let _ = oplog_writer.await;
         Ok(())
     }
 }

@@ -128,6 +128,8 @@ pub enum BenchCommand {
     Emulator(crate::bench::EmulatorBenchArgs),
     /// Initial and incremental sync speed against a bare client, and Ferry's peak memory.
     Sync(crate::sync::bench::SyncBenchArgs),
+    /// The proxy against the emulator directly and through Ferry, at several concurrency levels.
+    Proxy(crate::bench_proxy::ProxyBenchArgs),
 }
 
 /// Parses the command line and runs it.
@@ -141,6 +143,9 @@ pub fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Emulator(args) => runtime.block_on(run_emulator(args)),
+        Command::Bench(BenchCommand::Proxy(args)) => {
+            runtime.block_on(crate::bench_proxy::proxy(args))
+        }
         Command::Bench(BenchCommand::Emulator(args)) => {
             runtime.block_on(crate::bench::emulator(args))
         }

@@ -1,4 +1,4 @@
-//! Server configuration from flags and environment variables with stable names (`FERRY_PORT`, `FERRY_DATABASE_URL`, `FERRY_ENCRYPTION_KEY[_FILE]`, `FERRY_PUBLIC_URL`, the Salesforce host map).
+//! Server configuration from flags and environment variables with stable names (`FERRY_PORT`, `FERRY_DATABASE_URL`, `FERRY_ENCRYPTION_KEY[_FILE]`, `FERRY_PUBLIC_URL`, the Salesforce host map, upstream timeouts and the per-org cap).
 
 use crate::providers::HostMap;
 use clap::Args;
@@ -33,6 +33,47 @@ pub struct ServerArgs {
     /// A YAML file declaring syncs beside the pre-built ones (format in the README).
     #[arg(long, env = "FERRY_SYNCS_FILE")]
     pub syncs_file: Option<PathBuf>,
+    /// Milliseconds to establish a connection to Salesforce before answering 504 `upstream_timeout`.
+    #[arg(long, env = "FERRY_UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = UpstreamConfig::default().connect_timeout_ms)]
+    pub upstream_connect_timeout_ms: u64,
+    /// Milliseconds Salesforce may take to start answering (and the longest pause inside a body)
+    /// before Ferry answers 504 `upstream_timeout`.
+    #[arg(long, env = "FERRY_UPSTREAM_TIMEOUT_MS", default_value_t = UpstreamConfig::default().timeout_ms)]
+    pub upstream_timeout_ms: u64,
+    /// Concurrent upstream calls per Salesforce org (Salesforce refuses long ones past 25).
+    #[arg(long, env = "FERRY_MAX_CONCURRENT_PER_ORG", default_value_t = UpstreamConfig::default().max_concurrent_per_org)]
+    pub max_concurrent_per_org: usize,
+    /// Operation-log entries buffered in memory before new ones are dropped (and counted).
+    #[arg(long, env = "FERRY_OPERATION_LOG_BUFFER", default_value_t = UpstreamConfig::default().operation_log_buffer)]
+    pub operation_log_buffer: usize,
+}
+
+/// How Ferry calls Salesforce: timeouts, per-org cap, operation-log buffer, target cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Connect timeout (ms).
+    pub connect_timeout_ms: u64,
+    /// Time to the response headers, and the longest pause between body chunks (ms).
+    pub timeout_ms: u64,
+    /// Concurrent upstream calls per org.
+    pub max_concurrent_per_org: usize,
+    /// Operation-log entries held in memory at most.
+    pub operation_log_buffer: usize,
+    /// How long a connection's decrypted credentials and `instance_url` are reused without
+    /// reading the store (ms); changes by other processes are seen after at most this.
+    pub target_cache_ttl_ms: i64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            connect_timeout_ms: 10_000,
+            timeout_ms: 120_000,
+            max_concurrent_per_org: crate::usage::DEFAULT_MAX_CONCURRENT,
+            operation_log_buffer: crate::oplog::DEFAULT_BUFFER,
+            target_cache_ttl_ms: 2_000,
+        }
+    }
 }
 
 /// Everything the application needs to start.
@@ -60,6 +101,8 @@ pub struct Config {
     pub syncs_file: Option<PathBuf>,
     /// Sync engine tunables.
     pub sync: crate::sync::SyncSettings,
+    /// Upstream timeouts, per-org cap, operation-log buffer.
+    pub upstream: UpstreamConfig,
 }
 
 impl Config {
@@ -77,6 +120,7 @@ impl Config {
             token_policy: Default::default(),
             syncs_file: None,
             sync: Default::default(),
+            upstream: UpstreamConfig::default(),
         }
     }
 }
@@ -151,6 +195,13 @@ impl ServerArgs {
             token_policy: Default::default(),
             syncs_file: self.syncs_file.clone(),
             sync: crate::sync::SyncSettings::from_env()?,
+            upstream: UpstreamConfig {
+                connect_timeout_ms: self.upstream_connect_timeout_ms.max(1),
+                timeout_ms: self.upstream_timeout_ms.max(1),
+                max_concurrent_per_org: self.max_concurrent_per_org.max(1),
+                operation_log_buffer: self.operation_log_buffer.max(1),
+                ..UpstreamConfig::default()
+            },
         })
     }
 }

@@ -131,7 +131,7 @@ fn transient_backoff_ms(failures: u32) -> i64 {
 
 /// Fresh: not within the refresh margin of its expiry. The margin is at most a quarter of the
 /// token's lifetime, so short-lived tokens are still used for most of their life.
-fn is_fresh(credentials: &Credentials, policy: &TokenPolicy, now: i64) -> bool {
+pub(crate) fn is_fresh(credentials: &Credentials, policy: &TokenPolicy, now: i64) -> bool {
     credentials.expires_at.is_some_and(|expires| {
         let lifetime = credentials
             .obtained_at

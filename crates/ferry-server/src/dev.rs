@@ -74,6 +74,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         token_policy: Default::default(),
         syncs_file: std::env::var_os("FERRY_SYNCS_FILE").map(Into::into),
         sync: crate::sync::SyncSettings::from_env()?,
+        upstream: Default::default(),
     };
     let app = Application::build(config).await?;
     let state = app.state();

@@ -7,9 +7,11 @@
 mod error;
 mod model;
 mod model_sync;
+mod ops;
 mod postgres;
 mod sql;
 mod sql_actions;
+mod sql_ops;
 mod sql_sync;
 mod sqlite;
 pub mod testing;
@@ -27,6 +29,10 @@ pub use model::{
 pub use model_sync::{
     NewSync, PageCommit, PageOutcome, RecordAction, RecordQuery, RecordWrite, StoredRecord, SyncId,
     SyncRow, SyncRunId, SyncRunSummary, SyncTrigger,
+};
+pub use ops::{
+    NewOperation, Operation, OperationId, OperationKind, OperationLogStore, OperationQuery,
+    OrgUsageRow, OrgUsageStore,
 };
 pub use postgres::PostgresStore;
 pub use sql_actions::{ActionRun, ActionRunOutcome, ActionRunStore, NewActionRun};

@@ -53,3 +53,4 @@ crate::sql_sync::impl_sync_store!(
     "json_array_elements(",
     "::json)"
 );
+crate::sql_ops::impl_ops_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);

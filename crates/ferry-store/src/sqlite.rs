@@ -79,3 +79,4 @@ crate::sql_sync::impl_sync_store!(
     ")"
 );
 crate::sql_actions::impl_action_run_store!(SqliteStore, sqlx::Sqlite, SqliteRow);
+crate::sql_ops::impl_ops_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);

@@ -312,6 +312,8 @@ pub trait Store:
     + crate::sql_actions::ActionRunStore
     + SyncStore
     + RecordStore
+    + crate::ops::OperationLogStore
+    + crate::ops::OrgUsageStore
 {
     /// Applies pending forward-only migrations; safe to run repeatedly and concurrently.
     async fn migrate(&self) -> Result<(), StoreError>;

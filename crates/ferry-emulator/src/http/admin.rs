@@ -47,6 +47,9 @@ pub fn routes() -> Router<Ctx> {
             post(add_fault).delete(clear_faults).get(list_faults),
         )
         .route("/__emulator/stats", get(stats))
+        .route("/__emulator/requests", get(recent_requests))
+        .route("/__emulator/stream", get(stream))
+        .route("/__emulator/sink", post(sink))
         .route("/__emulator/stats/reset", post(reset_stats))
 }
 
@@ -761,6 +764,89 @@ async fn clear_faults(State(ctx): State<Ctx>) -> Response {
 
 async fn stats(State(ctx): State<Ctx>) -> Response {
     ok(ctx.state.stats.snapshot())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+/// `GET /__emulator/requests?limit=N`: the latest N Salesforce requests (oldest first) with
+/// their method, path and headers.
+async fn recent_requests(State(ctx): State<Ctx>, Query(q): Query<Limit>) -> Response {
+    let recent = ctx.state.stats.recent.lock();
+    let n = q.limit.unwrap_or(50).min(recent.len());
+    let out: Vec<J> = recent
+        .iter()
+        .skip(recent.len() - n)
+        .map(|r| {
+            let headers: serde_json::Map<String, J> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), J::String(v.clone())))
+                .collect();
+            json!({"method": r.method, "path": r.path, "headers": headers})
+        })
+        .collect();
+    ok(J::Array(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamRequest {
+    bytes: u64,
+    chunk: Option<usize>,
+}
+
+/// `GET /__emulator/stream?bytes=N&chunk=M`: N bytes of `x`, produced one chunk at a time only
+/// when the reader asks for the next (counted in `stream_produced`), for streaming tests.
+async fn stream(State(ctx): State<Ctx>, Query(q): Query<StreamRequest>) -> Response {
+    let chunk = q.chunk.unwrap_or(64 * 1024).clamp(1, 8 * 1024 * 1024);
+    let block = Bytes::from(vec![b'x'; chunk]);
+    let state = ctx.state.clone();
+    let body = futures::stream::unfold(q.bytes, move |left| {
+        let block = block.clone();
+        let state = state.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let n = left.min(block.len() as u64);
+            state
+                .stats
+                .stream_produced
+                .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+            Some((Ok::<_, std::io::Error>(block.slice(..n as usize)), left - n))
+        }
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(body));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    resp
+}
+
+/// `POST /__emulator/sink`: reads a body chunk by chunk, counting bytes in `sink_received`;
+/// answers `{"bytes": N}`.
+async fn sink(State(ctx): State<Ctx>, body: axum::body::Body) -> Response {
+    use futures::StreamExt;
+    let mut total = 0u64;
+    let mut data = body.into_data_stream();
+    while let Some(chunk) = data.next().await {
+        match chunk {
+            Ok(c) => {
+                total += c.len() as u64;
+                ctx.state
+                    .stats
+                    .sink_received
+                    .fetch_add(c.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            }
+            Err(_) => return fail(StatusCode::BAD_REQUEST, "the body ended early"),
+        }
+    }
+    ok(json!({"bytes": total}))
 }
 
 async fn reset_stats(State(ctx): State<Ctx>) -> Response {

@@ -108,6 +108,26 @@ async fn faults_and_stats(AxState(ctx): AxState<Ctx>, req: Request, next: Next) 
         return next.run(req).await;
     }
     ctx.state.stats.api_request(&path);
+    ctx.state
+        .stats
+        .record_request(crate::state::RecordedRequest {
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or(path.clone(), |p| p.to_string()),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        });
+    let _in_flight = ctx.state.stats.start_request();
     let fault = {
         let mut rules = ctx.state.faults.lock();
         let method = req.method().as_str();

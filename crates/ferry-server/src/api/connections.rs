@@ -226,6 +226,9 @@ async fn remove(
         .store
         .delete_connection(env.id, &integration.unique_key, &connection.connection_id)
         .await?;
+    state
+        .targets
+        .invalidate(env.id, &integration.unique_key, &connection.connection_id);
     Ok(Json(json!({ "success": deleted })))
 }
 

@@ -7,6 +7,7 @@ pub mod connect_ui;
 pub mod connections;
 pub mod environment;
 pub mod integrations;
+pub mod logs;
 pub mod oauth;
 pub mod providers;
 pub mod proxy;
@@ -40,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(actions::routes())
         .merge(records::routes())
         .merge(syncs::routes())
+        .merge(logs::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -1,18 +1,22 @@
-//! `ANY /proxy/{path}`: the app's call forwarded to the connection's `instance_url` with its token, bodies streamed both ways, caller headers only as `Nango-Proxy-*`, one refresh-and-retry on `401 INVALID_SESSION_ID`, `Retries`/`Retry-On` with jittered backoff, Salesforce's limit errors told apart, and per-org usage (`GET /connections/{id}/usage`) and concurrency caps.
+//! `ANY /proxy/{path}`: the app's call forwarded to the connection's `instance_url` with its token (resolved through the target cache: no store read on the hot path), bodies streamed both ways, every call in the operation log, timeouts as configured, `Decompress`, caller headers only as `Nango-Proxy-*`, one refresh-and-retry on `401 INVALID_SESSION_ID`, `Retries`/`Retry-On` with jittered backoff, Salesforce's limit errors told apart, and per-org usage (`GET /connections/{id}/usage`) and concurrency caps.
 
 use super::auth::Env;
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::upstream::org_of;
+use crate::upstream::{org_of, Target};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use futures::{StreamExt, TryStreamExt};
+use ferry_store::{Integration, NewOperation, OperationKind};
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Bodies up to this size are kept so a call can be replayed after a token refresh.
 const REPLAYABLE_BODY: usize = 1024 * 1024;
@@ -75,11 +79,156 @@ enum Outbound {
     Streamed(Option<Body>),
 }
 
-async fn proxy(
-    State(state): State<Arc<AppState>>,
-    Env(env): Env,
+/// The operation-log entry of one proxied call, filled in as the call proceeds and recorded when
+/// the response body has been passed on (or dropped).
+struct CallLog {
+    state: Arc<AppState>,
+    entry: NewOperation,
+    started: Instant,
+    /// Request body bytes sent upstream (counted as a streamed body is read).
+    bytes_in: Arc<AtomicU64>,
+}
+
+impl CallLog {
+    fn finish(mut self, bytes_out: u64, error_code: Option<&'static str>) {
+        self.entry.duration_ms = self.started.elapsed().as_millis() as i64;
+        self.entry.bytes_in = self.bytes_in.load(Ordering::Relaxed) as i64;
+        self.entry.bytes_out = bytes_out as i64;
+        if let Some(code) = error_code {
+            self.entry.error_code = Some(code.to_string());
+        }
+        self.state.oplog.record(self.entry);
+    }
+}
+
+/// A response body passed through: counts bytes, holds the org's slot until the end, and records
+/// the call's log entry at its end (or when the caller goes away).
+struct LoggedBody {
+    inner: std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>>,
+    log: Option<CallLog>,
+    bytes: u64,
+    /// The announced `Content-Length`: the server stops polling once it has been sent.
+    expected: Option<u64>,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Stream for LoggedBody {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.bytes += chunk.len() as u64;
+                if self.expected == Some(self.bytes) {
+                    let bytes = self.bytes;
+                    if let Some(log) = self.log.take() {
+                        log.finish(bytes, None);
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                let bytes = self.bytes;
+                if let Some(log) = self.log.take() {
+                    log.finish(bytes, Some("upstream_body_failed"));
+                }
+            }
+            Poll::Ready(None) => {
+                let bytes = self.bytes;
+                if let Some(log) = self.log.take() {
+                    log.finish(bytes, None);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.finish(self.bytes, Some("client_gone"));
+        }
+    }
+}
+
+async fn proxy(State(state): State<Arc<AppState>>, Env(env): Env, request: Request) -> Response {
+    let path = request
+        .uri()
+        .path()
+        .strip_prefix("/proxy")
+        .unwrap_or_default();
+    let path = if path.is_empty() { "/" } else { path };
+    let mut log = CallLog {
+        entry: NewOperation {
+            environment_id: env.id,
+            kind: OperationKind::Proxy,
+            connection_id: None,
+            integration_key: None,
+            org_id: None,
+            method: request.method().to_string(),
+            path: path.to_string(),
+            status: None,
+            duration_ms: 0,
+            retries: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            error_code: None,
+            started_at: state.clock.now_ms(),
+        },
+        started: Instant::now(),
+        bytes_in: Arc::new(AtomicU64::new(0)),
+        state: state.clone(),
+    };
+    match forward(&state, request, &mut log).await {
+        Ok((status, headers, body, slot, hint)) => {
+            log.entry.status = Some(i64::from(status.as_u16()));
+            let expected = header(&headers, "content-length").and_then(|l| l.parse().ok());
+            let body = LoggedBody {
+                inner: body,
+                log: Some(log),
+                bytes: 0,
+                expected,
+                _slot: slot,
+            };
+            respond(status, &headers, Body::from_stream(body), hint)
+        }
+        Err(e) => {
+            log.entry.status = Some(i64::from(e.status.as_u16()));
+            log.finish(0, Some(e.code));
+            e.into_response()
+        }
+    }
+}
+
+type Passed = (
+    StatusCode,
+    HeaderMap,
+    std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>>,
+    Option<OwnedSemaphorePermit>,
+    Option<&'static str>,
+);
+
+fn buffered(
+    bytes: bytes::Bytes,
+) -> std::pin::Pin<Box<dyn Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>> {
+    Box::pin(futures::stream::iter(
+        (!bytes.is_empty()).then_some(Ok(bytes)),
+    ))
+}
+
+/// Resolves the call's target (cached), then sends it, retrying as asked; returns what to pass
+/// back. Fills in the log entry's connection, integration, org and retries.
+async fn forward(
+    state: &Arc<AppState>,
     request: Request,
-) -> Result<Response, ApiError> {
+    log: &mut CallLog,
+) -> Result<Passed, ApiError> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     let connection_id = header(headers, "connection-id").ok_or_else(|| {
@@ -91,37 +240,20 @@ async fn proxy(
             "the Provider-Config-Key header is required",
         )
     })?;
+    log.entry.connection_id = Some(connection_id.to_string());
+    log.entry.integration_key = Some(key.to_string());
     if header(headers, "base-url-override").is_some() {
         return Err(ApiError::bad_request(
             "base_url_override_disabled",
             "Base-Url-Override is disabled: calls go to the connection's instance_url",
         ));
     }
-    let integration = state
-        .store
-        .get_integration(env.id, key)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_provider_config",
-                format!("there is no integration {key}"),
-            )
-        })?;
-    let connection = state
-        .store
-        .get_connection(env.id, &integration.unique_key, connection_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_connection",
-                format!("no connection {connection_id} for {key}"),
-            )
-        })?;
-    let (mut connection, mut credentials) = state
-        .credentials
-        .get(&state, &integration, connection, false)
-        .await
-        .map_err(|e| e.into_api(None))?;
+    let env_id = log.entry.environment_id;
+    let mut target = match state.targets.get(state, env_id, key, connection_id) {
+        Some(target) => target,
+        None => resolve(state, env_id, key, connection_id).await?,
+    };
+    log.entry.org_id = target.org_id.clone();
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -135,14 +267,28 @@ async fn proxy(
     } else {
         format!("/{rest}")
     };
-    let forward = upstream_headers(headers);
+    let decompress = header(headers, "decompress").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let http = if decompress {
+        &state.http_decompress
+    } else {
+        &state.http
+    };
+    let mut forward = upstream_headers(headers);
+    if decompress {
+        // The client asks for (and decodes) compressed answers itself.
+        forward.remove("accept-encoding");
+    }
     let length = header(headers, "content-length").and_then(|l| l.parse::<usize>().ok());
     let chunked = headers.contains_key("transfer-encoding");
     let mut outbound = match (length, chunked) {
         (Some(n), false) if n <= REPLAYABLE_BODY => {
-            Outbound::Replayable(axum::body::to_bytes(body, REPLAYABLE_BODY).await.map_err(
-                |_| ApiError::bad_request("invalid_body", "the request body could not be read"),
-            )?)
+            let bytes = axum::body::to_bytes(body, REPLAYABLE_BODY)
+                .await
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_body", "the request body could not be read")
+                })?;
+            log.bytes_in.store(bytes.len() as u64, Ordering::Relaxed);
+            Outbound::Replayable(bytes)
         }
         (None, false) => Outbound::Replayable(bytes::Bytes::new()),
         _ => Outbound::Streamed(Some(body)),
@@ -171,43 +317,66 @@ async fn proxy(
         parts.method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
     );
-    let org_id = org_of(&connection);
     let limits = &state.org_limits;
+    let timeout = Duration::from_millis(state.config.upstream.timeout_ms);
     let mut attempt: u32 = 0;
     let mut refreshed = false;
     loop {
-        let instance_url = connection
-            .connection_config
-            .get("instance_url")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_string();
-        if !state.config.hosts.upstream_allowed(&instance_url) {
-            return Err(ApiError::bad_request(
-                "invalid_connection_config",
-                "the connection's instance_url is not a host Ferry sends tokens to",
-            ));
-        }
-        let mut req = state
-            .http
-            .request(parts.method.clone(), format!("{instance_url}{rest}"))
+        log.entry.retries = i64::from(attempt) + i64::from(refreshed);
+        let org_id = target.org_id.as_deref();
+        let mut req = http
+            .request(
+                parts.method.clone(),
+                format!("{}{rest}", target.instance_url),
+            )
             .headers(forward.clone())
-            .bearer_auth(&credentials.access_token);
+            .bearer_auth(&target.credentials.access_token);
         req = match &mut outbound {
             Outbound::Replayable(bytes) => req.body(bytes.clone()),
             Outbound::Streamed(body) => match body.take() {
-                Some(b) => req.body(reqwest::Body::wrap_stream(b.into_data_stream())),
+                Some(b) => {
+                    let counter = log.bytes_in.clone();
+                    let counted = b.into_data_stream().inspect(move |chunk| {
+                        if let Ok(c) = chunk {
+                            counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+                        }
+                    });
+                    req.body(reqwest::Body::wrap_stream(counted))
+                }
                 None => req,
             },
         };
         // A streamed body is gone once sent: such a call is never repeated.
         let may_retry = attempt < retries && matches!(outbound, Outbound::Replayable(_));
-        let permit = match &org_id {
+        let permit = match org_id {
             Some(org) => limits.acquire(org).await,
             None => None,
         };
-        let upstream = match req.send().await {
+        let failure = match tokio::time::timeout(timeout, req.send()).await {
+            Ok(Ok(upstream)) => Ok(upstream),
+            Ok(Err(e)) if e.is_timeout() => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!(
+                    "Salesforce did not accept a connection within {} ms",
+                    state.config.upstream.connect_timeout_ms
+                ),
+            )),
+            Ok(Err(e)) => Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("Salesforce could not be reached: {}", e.without_url()),
+            )),
+            Err(_) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!(
+                    "Salesforce did not answer within {} ms",
+                    timeout.as_millis()
+                ),
+            )),
+        };
+        let upstream = match failure {
             Ok(upstream) => upstream,
             Err(e) => {
                 drop(permit);
@@ -216,17 +385,13 @@ async fn proxy(
                     attempt += 1;
                     continue;
                 }
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_unreachable",
-                    format!("Salesforce could not be reached: {}", e.without_url()),
-                ));
+                return Err(e);
             }
         };
         let status = upstream.status();
-        if let (Some(org), Some(info)) = (&org_id, header(upstream.headers(), "sforce-limit-info"))
-        {
-            limits.record_limit_info(org, info, crate::api::now_ms());
+        let now = state.clock.now_ms();
+        if let (Some(org), Some(info)) = (org_id, header(upstream.headers(), "sforce-limit-info")) {
+            limits.record_limit_info(org, info, now);
         }
         let retryable_status =
             retry_on.contains(&status.as_u16()) || (idempotent && status.is_server_error());
@@ -239,21 +404,21 @@ async fn proxy(
             drop(permit);
             if String::from_utf8_lossy(&body_bytes).contains("INVALID_SESSION_ID") {
                 refreshed = true;
+                state.targets.invalidate(env_id, key, connection_id);
                 let (c, k) = state
                     .credentials
-                    .replace_rejected(&state, &integration, connection, &credentials.access_token)
+                    .replace_rejected(
+                        state,
+                        &target.integration,
+                        target.connection.clone(),
+                        &target.credentials.access_token,
+                    )
                     .await
                     .map_err(|e| e.into_api(None))?;
-                connection = c;
-                credentials = k;
+                target = cache(state, target.integration.clone(), c, k)?;
                 continue;
             }
-            return Ok(respond(
-                status,
-                &rejected_headers,
-                Body::from(body_bytes),
-                None,
-            ));
+            return Ok((status, rejected_headers, buffered(body_bytes), None, None));
         }
         if status == StatusCode::FORBIDDEN {
             // Salesforce's limit errors are small JSON bodies: read them to tell the kinds apart.
@@ -263,8 +428,8 @@ async fn proxy(
             let text = String::from_utf8_lossy(&body_bytes);
             let limit_exceeded = text.contains("REQUEST_LIMIT_EXCEEDED");
             if limit_exceeded && text.contains("TotalRequests") {
-                if let Some(org) = &org_id {
-                    limits.mark_budget_spent(org);
+                if let Some(org) = org_id {
+                    limits.mark_budget_spent(org, now);
                 }
             } else if may_retry
                 && (retry_on.contains(&403)
@@ -274,12 +439,7 @@ async fn proxy(
                 attempt += 1;
                 continue;
             }
-            return Ok(respond(
-                status,
-                &refused_headers,
-                Body::from(body_bytes),
-                None,
-            ));
+            return Ok((status, refused_headers, buffered(body_bytes), None, None));
         }
         if may_retry && retryable_status {
             drop(upstream);
@@ -289,29 +449,68 @@ async fn proxy(
             continue;
         }
         if status.is_success() {
-            if let Some(org) = &org_id {
-                limits.record_success(org);
+            if let Some(org) = org_id {
+                limits.record_success(org, now);
             }
         }
         let hint = (status == StatusCode::UNAUTHORIZED && refreshed).then_some(
             "Salesforce refused a freshly refreshed token: check the connected app's IP restrictions and session policy",
         );
         let response_headers = upstream.headers().clone();
-        // The org's slot is held until the body has been passed on.
-        let stream = upstream
-            .bytes_stream()
-            .map_err(std::io::Error::other)
-            .map(move |chunk| {
-                let _slot = &permit;
-                chunk
-            });
-        return Ok(respond(
-            status,
-            &response_headers,
-            Body::from_stream(stream),
-            hint,
-        ));
+        let stream = upstream.bytes_stream().map_err(std::io::Error::other);
+        return Ok((status, response_headers, Box::pin(stream), permit, hint));
     }
+}
+
+/// Reads the integration and connection, gets a usable token, checks the `instance_url`, and
+/// caches the result.
+async fn resolve(
+    state: &Arc<AppState>,
+    env: ferry_store::EnvironmentId,
+    key: &str,
+    connection_id: &str,
+) -> Result<Arc<Target>, ApiError> {
+    let integration = state
+        .store
+        .get_integration(env, key)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_provider_config",
+                format!("there is no integration {key}"),
+            )
+        })?;
+    let connection = state
+        .store
+        .get_connection(env, &integration.unique_key, connection_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_connection",
+                format!("no connection {connection_id} for {key}"),
+            )
+        })?;
+    let (connection, credentials) = state
+        .credentials
+        .get(state, &integration, connection, false)
+        .await
+        .map_err(|e| e.into_api(None))?;
+    cache(state, integration, connection, credentials)
+}
+
+fn cache(
+    state: &AppState,
+    integration: Integration,
+    connection: ferry_store::Connection,
+    credentials: crate::connections::Credentials,
+) -> Result<Arc<Target>, ApiError> {
+    let target = Target::new(state, integration, connection, credentials).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_connection_config",
+            "the connection's instance_url is not a host Ferry sends tokens to",
+        )
+    })?;
+    Ok(state.targets.put(target))
 }
 
 /// `GET /connections/{id}/usage?provider_config_key=…`: the org's last reported API usage.
@@ -341,14 +540,17 @@ async fn usage(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no connection {id} for {key}")))?;
     let org_id = org_of(&connection);
-    let record = org_id
-        .as_deref()
-        .map(|org| state.org_limits.get(org))
-        .unwrap_or_default();
+    let record = match org_id.as_deref() {
+        // The stored record may be newer: another process made the last call.
+        Some(org) => state.org_limits.load(state.store.as_ref(), org).await?,
+        None => Default::default(),
+    };
     Ok(Json(json!({
         "org_id": org_id,
         "api_usage": record.api_usage,
         "budget_spent": record.budget_spent,
+        "share": record.share(),
+        "updated_at": (record.updated_at > 0).then(|| super::iso_z(record.updated_at)),
     })))
 }
 
