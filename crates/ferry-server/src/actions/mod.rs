@@ -221,7 +221,8 @@ pub async fn run(
         .to_string();
     let transport = ConnectionTransport::open(state.clone(), integration, connection)
         .await
-        .map_err(|e| ActionError::from_sf(e, false))?;
+        .map_err(|e| ActionError::from_sf(e, false))?
+        .log_as(ferry_store::OperationKind::Action);
     let key = transport
         .org_id()
         .map(str::to_string)

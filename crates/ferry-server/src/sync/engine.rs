@@ -450,6 +450,12 @@ async fn prepare<'a>(
     run_id: SyncRunId,
     options: &'a RunOptions,
 ) -> Result<(Ctx<'a>, Vec<String>), SyncError> {
+    if let Some(org) = crate::upstream::org_of(&connection) {
+        // Another process may have seen the org's usage more recently than this one.
+        if let Err(e) = state.org_limits.load(&*state.store, &org).await {
+            tracing::warn!(error = %e, "cannot read the org's stored API usage");
+        }
+    }
     if let Some(message) = budget_exceeded(state, settings, &connection) {
         return Err(SyncError::Budget(message));
     }
@@ -458,8 +464,9 @@ async fn prepare<'a>(
         .get_integration(sync.environment_id, &connection.integration_key)
         .await?
         .ok_or_else(|| SyncError::Other("the connection's integration no longer exists".into()))?;
-    let transport =
-        ConnectionTransport::open(state.clone(), integration, connection.clone()).await?;
+    let transport = ConnectionTransport::open(state.clone(), integration, connection.clone())
+        .await?
+        .log_as(ferry_store::OperationKind::Sync);
     let version = ferry_salesforce::transport::latest_version(&transport).await?;
     let describe = data::describe(&transport, &version, &def.object).await?;
     let (fields, warnings) = usable_fields(def, &describe);
