@@ -2,6 +2,7 @@
 //! `GET /scripts/config`: thin handlers over `crate::actions`.
 
 use super::auth::Env;
+use super::header;
 use crate::actions;
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -31,50 +32,14 @@ struct TriggerBody {
     input: Option<Value>,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
 /// The integration and connection named by `Provider-Config-Key` / `Connection-Id`.
 async fn resolve(
     state: &AppState,
     env: &ferry_store::Environment,
     headers: &HeaderMap,
 ) -> Result<(Integration, Connection), ApiError> {
-    let connection_id = header(headers, "connection-id").ok_or_else(|| {
-        ApiError::bad_request("invalid_headers", "the Connection-Id header is required")
-    })?;
-    let key = header(headers, "provider-config-key").ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_headers",
-            "the Provider-Config-Key header is required",
-        )
-    })?;
-    let integration = state
-        .store
-        .get_integration(env.id, key)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_provider_config",
-                format!("there is no integration {key}"),
-            )
-        })?;
-    let connection = state
-        .store
-        .get_connection(env.id, &integration.unique_key, connection_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_connection",
-                format!("no connection {connection_id} for {key}"),
-            )
-        })?;
-    Ok((integration, connection))
+    let (connection_id, key) = super::connection_headers(headers)?;
+    super::integration_and_connection(state, env.id, key, connection_id).await
 }
 
 async fn trigger(

@@ -60,16 +60,7 @@ async fn integration_for(
     key: Option<&String>,
 ) -> Result<Integration, ApiError> {
     let key = key.ok_or_else(|| ApiError::invalid_query("provider_config_key", "required"))?;
-    state
-        .store
-        .get_integration(env_id, key)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_provider_config",
-                format!("there is no integration {key}"),
-            )
-        })
+    super::integration(state, env_id, key).await
 }
 
 async fn one(

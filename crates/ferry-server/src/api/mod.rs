@@ -103,3 +103,62 @@ pub fn iso_offset(ms: i64) -> String {
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// A request header as trimmed, non-empty text.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The `Connection-Id` and `Provider-Config-Key` headers, or Nango's `invalid_headers`.
+pub fn connection_headers(headers: &HeaderMap) -> Result<(&str, &str), ApiError> {
+    let connection_id = header(headers, "connection-id").ok_or_else(|| {
+        ApiError::bad_request("invalid_headers", "the Connection-Id header is required")
+    })?;
+    let key = header(headers, "provider-config-key").ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_headers",
+            "the Provider-Config-Key header is required",
+        )
+    })?;
+    Ok((connection_id, key))
+}
+
+/// The integration with this key, or Nango's `unknown_provider_config`.
+pub async fn integration(
+    state: &AppState,
+    env: ferry_store::EnvironmentId,
+    key: &str,
+) -> Result<ferry_store::Integration, ApiError> {
+    state.store.get_integration(env, key).await?.ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_provider_config",
+            format!("there is no integration {key}"),
+        )
+    })
+}
+
+/// The integration and one of its connections, or Nango's `unknown_provider_config` /
+/// `unknown_connection`.
+pub async fn integration_and_connection(
+    state: &AppState,
+    env: ferry_store::EnvironmentId,
+    key: &str,
+    connection_id: &str,
+) -> Result<(ferry_store::Integration, ferry_store::Connection), ApiError> {
+    let integration = integration(state, env, key).await?;
+    let connection = state
+        .store
+        .get_connection(env, &integration.unique_key, connection_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_connection",
+                format!("no connection {connection_id} for {key}"),
+            )
+        })?;
+    Ok((integration, connection))
+}

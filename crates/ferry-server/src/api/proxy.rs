@@ -44,13 +44,7 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
+use super::header;
 
 /// The upstream request headers: `Nango-Proxy-*` with the prefix stripped, plus the body's
 /// content type; never Ferry's own headers or the caller's key.
@@ -231,15 +225,7 @@ async fn forward(
 ) -> Result<Passed, ApiError> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let connection_id = header(headers, "connection-id").ok_or_else(|| {
-        ApiError::bad_request("invalid_headers", "the Connection-Id header is required")
-    })?;
-    let key = header(headers, "provider-config-key").ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_headers",
-            "the Provider-Config-Key header is required",
-        )
-    })?;
+    let (connection_id, key) = super::connection_headers(headers)?;
     log.entry.connection_id = Some(connection_id.to_string());
     log.entry.integration_key = Some(key.to_string());
     if header(headers, "base-url-override").is_some() {
@@ -470,26 +456,8 @@ async fn resolve(
     key: &str,
     connection_id: &str,
 ) -> Result<Arc<Target>, ApiError> {
-    let integration = state
-        .store
-        .get_integration(env, key)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_provider_config",
-                format!("there is no integration {key}"),
-            )
-        })?;
-    let connection = state
-        .store
-        .get_connection(env, &integration.unique_key, connection_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_connection",
-                format!("no connection {connection_id} for {key}"),
-            )
-        })?;
+    let (integration, connection) =
+        super::integration_and_connection(state, env, key, connection_id).await?;
     let (connection, credentials) = state
         .credentials
         .get(state, &integration, connection, false)
@@ -524,16 +492,7 @@ async fn usage(
     let key = q
         .get("provider_config_key")
         .ok_or_else(|| ApiError::invalid_query("provider_config_key", "required"))?;
-    let integration = state
-        .store
-        .get_integration(env.id, key)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_provider_config",
-                format!("there is no integration {key}"),
-            )
-        })?;
+    let integration = super::integration(&state, env.id, key).await?;
     let connection = state
         .store
         .get_connection(env.id, &integration.unique_key, &id)

@@ -193,29 +193,13 @@ fn record_json(record: StoredRecord) -> Value {
     Value::Object(object)
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
 async fn list(
     State(state): State<Arc<AppState>>,
     Env(env): Env,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let connection_id = header(&headers, "connection-id").ok_or_else(|| {
-        ApiError::bad_request("invalid_headers", "the Connection-Id header is required")
-    })?;
-    let key = header(&headers, "provider-config-key").ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_headers",
-            "the Provider-Config-Key header is required",
-        )
-    })?;
+    let (connection_id, key) = super::connection_headers(&headers)?;
     let mut params = parse_params(raw.as_deref(), state.clock.now_ms())?;
     let connection = state
         .store

@@ -106,13 +106,7 @@ struct FrequencyBody {
     frequency: Option<String>,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
+use super::header;
 
 /// The run a trigger body asks for (`opts` and the mode fields are exclusive).
 fn requested_trigger(body: &TriggerBody) -> Result<SyncTrigger, ApiError> {
@@ -153,12 +147,7 @@ async fn target_connections(
     key: &str,
     connection_id: Option<&str>,
 ) -> Result<Vec<Connection>, ApiError> {
-    if state.store.get_integration(env, key).await?.is_none() {
-        return Err(ApiError::bad_request(
-            "unknown_provider_config",
-            format!("there is no integration {key}"),
-        ));
-    }
+    super::integration(state, env, key).await?;
     if let Some(id) = connection_id {
         return match state.store.get_connection(env, key, id).await? {
             Some(connection) => Ok(vec![connection]),
