@@ -140,6 +140,27 @@ fn requested_trigger(body: &TriggerBody) -> Result<SyncTrigger, ApiError> {
     }
 }
 
+/// The connections a trigger/start/pause body addresses; the body's keys win over the
+/// `Provider-Config-Key` / `Connection-Id` headers.
+async fn body_targets(
+    state: &AppState,
+    env: EnvironmentId,
+    headers: &HeaderMap,
+    key: Option<&str>,
+    connection_id: Option<&str>,
+) -> Result<Vec<Connection>, ApiError> {
+    let key = key
+        .or_else(|| header(headers, "provider-config-key"))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_provider_config_key",
+                "provider_config_key is required (in the body or the Provider-Config-Key header)",
+            )
+        })?;
+    let connection_id = connection_id.or_else(|| header(headers, "connection-id"));
+    target_connections(state, env, key, connection_id).await
+}
+
 /// The connections a call addresses: the named one, or every connection of the integration.
 async fn target_connections(
     state: &AppState,
@@ -226,21 +247,14 @@ async fn trigger(
     strict_query(raw.as_deref(), &[])?;
     let body: TriggerBody = json_body(&headers, &body)?;
     let mode = requested_trigger(&body)?;
-    let key = body
-        .provider_config_key
-        .clone()
-        .or_else(|| header(&headers, "provider-config-key").map(str::to_owned))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_provider_config_key",
-                "provider_config_key is required (in the body or the Provider-Config-Key header)",
-            )
-        })?;
-    let connection_id = body
-        .connection_id
-        .clone()
-        .or_else(|| header(&headers, "connection-id").map(str::to_owned));
-    let connections = target_connections(&state, env.id, &key, connection_id.as_deref()).await?;
+    let connections = body_targets(
+        &state,
+        env.id,
+        &headers,
+        body.provider_config_key.as_deref(),
+        body.connection_id.as_deref(),
+    )
+    .await?;
     let names: Vec<String> = body.syncs.iter().map(SyncRef::stored_name).collect();
     let now = state.clock.now_ms();
     for_each_connection(&connections, &names, |connection| {
@@ -263,21 +277,14 @@ async fn set_paused(
 ) -> Result<Json<Value>, ApiError> {
     strict_query(raw.as_deref(), &[])?;
     let body: StartPauseBody = json_body(&headers, &body)?;
-    let key = body
-        .provider_config_key
-        .clone()
-        .or_else(|| header(&headers, "provider-config-key").map(str::to_owned))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_provider_config_key",
-                "provider_config_key is required",
-            )
-        })?;
-    let connection_id = body
-        .connection_id
-        .clone()
-        .or_else(|| header(&headers, "connection-id").map(str::to_owned));
-    let connections = target_connections(&state, env, &key, connection_id.as_deref()).await?;
+    let connections = body_targets(
+        &state,
+        env,
+        &headers,
+        body.provider_config_key.as_deref(),
+        body.connection_id.as_deref(),
+    )
+    .await?;
     let names: Vec<String> = body.syncs.iter().map(SyncRef::stored_name).collect();
     let now = state.clock.now_ms();
     for_each_connection(&connections, &names, |connection| {
