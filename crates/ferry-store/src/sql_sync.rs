@@ -46,6 +46,44 @@ pub(crate) fn push_placeholders(sql: &mut String, first: usize, count: usize) ->
     first + count
 }
 
+/// Rows per multi-row `VALUES` insert of classified records (8 parameters each).
+pub(crate) const VALUES_CHUNK: usize = 512;
+
+/// Rows for the next multi-row statement when `left` remain: [`VALUES_CHUNK`], or the largest
+/// power of two not above `left`, so a page needs only a handful of statement texts (each
+/// prepared once, then served from the statement cache).
+pub(crate) fn values_chunk(left: usize) -> usize {
+    if left >= VALUES_CHUNK {
+        VALUES_CHUNK
+    } else {
+        1 << (usize::BITS - 1 - left.leading_zeros())
+    }
+}
+
+/// The upsert of `rows` classified records as one multi-row `VALUES` statement with anonymous
+/// parameters: connection, model, external id, payload, hash, stamp (first seen), stamp
+/// (updated), action per row.
+pub(crate) fn values_insert_sql(rows: usize) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, NULL, ?)";
+    let mut sql = String::with_capacity(200 + rows * (ROW.len() + 2));
+    sql.push_str(
+        "INSERT INTO records (connection_row_id, model, external_id, payload, hash, \
+         first_seen_at, updated_at, deleted_at, last_action) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql.push_str(
+        " ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
+         payload = excluded.payload, hash = excluded.hash, updated_at = excluded.updated_at, \
+         deleted_at = NULL, last_action = excluded.last_action",
+    );
+    sql
+}
+
 /// The upserts of a page with duplicates removed: the last write of an external id wins, in
 /// the position of its first appearance.
 pub(crate) fn dedupe_writes(upserts: &[RecordWrite]) -> Vec<&RecordWrite> {
@@ -102,8 +140,8 @@ macro_rules! impl_sync_store {
             };
             use $crate::sql::{json_text, parse_json, parse_json_opt};
             use $crate::sql_sync::{
-                dedupe_writes, push_placeholders, RECORD_COLUMNS, ROWS_PER_STATEMENT, RUN_COLUMNS,
-                SYNC_SELECT,
+                dedupe_writes, push_placeholders, values_chunk, values_insert_sql, RECORD_COLUMNS,
+                ROWS_PER_STATEMENT, RUN_COLUMNS, SYNC_SELECT,
             };
             use $crate::traits::{RecordStore, SyncStore};
 
@@ -289,18 +327,21 @@ macro_rules! impl_sync_store {
                     writes: Vec<&'w RecordWrite>,
                 ) -> Result<(Vec<&'w RecordWrite>, Vec<RecordAction>), StoreError> {
                     let mut stored: HashMap<String, (String, bool)> = HashMap::new();
-                    {
-                        let ids: Vec<&str> = writes.iter().map(|w| w.external_id.as_str()).collect();
-                        let ids = serde_json::to_string(&ids)
-                            .map_err(|source| StoreError::Corrupt { column: "records.external_id", source })?;
-                        let query = sqlx::query(
+                    let mut at = 0;
+                    while at < writes.len() {
+                        let n = values_chunk(writes.len() - at);
+                        let mut sql = String::from(
                             "SELECT external_id, hash, deleted_at FROM records \
-                             WHERE connection_row_id = $1 AND model = $2 \
-                             AND external_id IN (SELECT value FROM json_each($3))",
-                        )
-                        .bind(connection)
-                        .bind(model)
-                        .bind(ids);
+                             WHERE connection_row_id = ? AND model = ? AND external_id IN (?",
+                        );
+                        for _ in 1..n {
+                            sql.push_str(", ?");
+                        }
+                        sql.push(')');
+                        let mut query = sqlx::query(&sql).bind(connection).bind(model);
+                        for w in &writes[at..at + n] {
+                            query = query.bind(w.external_id.as_str());
+                        }
                         for row in query.fetch_all(&mut **tx).await? {
                             let deleted: Option<i64> = row.try_get("deleted_at")?;
                             stored.insert(
@@ -308,6 +349,7 @@ macro_rules! impl_sync_store {
                                 (row.try_get("hash")?, deleted.is_some()),
                             );
                         }
+                        at += n;
                     }
                     let mut changed = Vec::with_capacity(writes.len());
                     let mut actions = Vec::with_capacity(writes.len());
@@ -323,9 +365,12 @@ macro_rules! impl_sync_store {
                     Ok((changed, actions))
                 }
 
-                /// Writes classified records (SQLite): one constant statement expanding a single
-                /// JSON array parameter with `json_each`, far cheaper for the driver than
-                /// thousands of bound values.
+                /// Writes classified records (SQLite): multi-row `VALUES` statements with
+                /// anonymous `?` parameters, which the driver binds in one pass (numbered ones
+                /// are looked up by name, quadratic in their count) and SQLite inserts with no
+                /// JSON to parse. Rows go in chunks of [`VALUES_CHUNK`] and the rest in
+                /// power-of-two chunks, so only a handful of statement texts are ever prepared
+                /// (and then served from the statement cache).
                 async fn write_classified_json(
                     tx: &mut Tx<'_>,
                     connection: i64,
@@ -334,32 +379,25 @@ macro_rules! impl_sync_store {
                     writes: &[&RecordWrite],
                     actions: &[RecordAction],
                 ) -> Result<(), StoreError> {
-                    if writes.is_empty() {
-                        return Ok(());
+                    let mut at = 0;
+                    while at < writes.len() {
+                        let n = values_chunk(writes.len() - at);
+                        let sql = values_insert_sql(n);
+                        let mut query = sqlx::query(&sql);
+                        for (w, a) in writes[at..at + n].iter().zip(&actions[at..at + n]) {
+                            query = query
+                                .bind(connection)
+                                .bind(model)
+                                .bind(w.external_id.as_str())
+                                .bind(json_text(&w.payload))
+                                .bind(w.hash.as_str())
+                                .bind(stamp)
+                                .bind(stamp)
+                                .bind(a.as_str());
+                        }
+                        query.execute(&mut **tx).await?;
+                        at += n;
                     }
-                    let rows: Vec<(&str, String, &str, &str)> = writes
-                        .iter()
-                        .zip(actions)
-                        .map(|(w, a)| (w.external_id.as_str(), json_text(&w.payload), w.hash.as_str(), a.as_str()))
-                        .collect();
-                    let rows = serde_json::to_string(&rows)
-                        .map_err(|source| StoreError::Corrupt { column: "records.payload", source })?;
-                    sqlx::query(
-                        "INSERT INTO records (connection_row_id, model, external_id, payload, \
-                         hash, first_seen_at, updated_at, deleted_at, last_action) \
-                         SELECT $1, $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, $3, $3, \
-                         NULL, j.value ->> 3 FROM json_each($4) AS j WHERE true \
-                         ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
-                         payload = excluded.payload, hash = excluded.hash, \
-                         updated_at = excluded.updated_at, deleted_at = NULL, \
-                         last_action = excluded.last_action",
-                    )
-                    .bind(connection)
-                    .bind(model)
-                    .bind(stamp)
-                    .bind(rows)
-                    .execute(&mut **tx)
-                    .await?;
                     Ok(())
                 }
 

@@ -1415,4 +1415,38 @@ async fn a_page_of_nine_thousand_records_and_unknown_deletes_commits_whole(store
         .await
         .expect("list");
     assert_eq!(listed.len(), 9_000);
+    // A third of the records changed; the deleted ones come back: every chunk of the page's
+    // statements is classified (9,000 = 17 × 512 + 128 + 8).
+    let mixed: Vec<RecordWrite> = (0..9_000)
+        .map(|i| record(&format!("big{i:05}"), if i % 3 == 0 { 2 } else { 1 }))
+        .collect();
+    let outcome = store
+        .commit_page(&page(sync, run, &mixed, &[], NOW + 2))
+        .await
+        .expect("commit");
+    assert_eq!(
+        outcome,
+        PageOutcome {
+            added: 0,
+            updated: 3_000 + 3_000,
+            deleted: 0
+        },
+        "3,000 changed, plus the 3,000 deleted ones whose hash is unchanged"
+    );
+    assert_eq!(
+        store.count_records(conn, "Contact").await.expect("count"),
+        (9_000, 0)
+    );
+    let changed = store
+        .list_records(env, conn, &all("Contact", 10_000))
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|r| {
+            r.payload["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(" v2"))
+        })
+        .count();
+    assert_eq!(changed, 3_000);
 }

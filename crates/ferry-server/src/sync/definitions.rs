@@ -1,5 +1,6 @@
 //! Sync definitions as data: which Salesforce object a sync reads, which fields map to which model fields (parent paths such as `Account.Name` included), its filter, frequency and auto-start; the pre-built catalog and user syncs declared in a YAML file.
 
+use ferry_salesforce::bulk::ValueKind;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -51,6 +52,42 @@ impl SyncDefinition {
         Value::Object(out)
     }
 
+    /// How the columns of a Bulk CSV page feed this definition's model, so a row maps straight
+    /// to the model JSON without the REST-shaped record in between. `None` when a model field
+    /// names a relationship object whose columns are dotted (`Account` over `Account.Name`):
+    /// such a page goes through [`bulk::row_to_record`](ferry_salesforce::bulk::row_to_record)
+    /// and [`Self::map_record`].
+    pub fn csv_plan(&self, headers: &[String], kinds: &[ValueKind]) -> Option<CsvPlan> {
+        let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for f in &self.fields {
+            let source = match column(&f.sf_field) {
+                Some(i) => Some((i, kinds.get(i).copied().unwrap_or(ValueKind::Text))),
+                None => {
+                    let prefix = format!("{}.", f.sf_field);
+                    let nested = headers.iter().any(|h| {
+                        h.len() > prefix.len()
+                            && h.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+                    });
+                    if nested {
+                        return None;
+                    }
+                    None
+                }
+            };
+            fields.push((f.model_field.clone(), source));
+        }
+        Some(CsvPlan {
+            fields,
+            id: column("Id")?,
+            stamp: column("SystemModstamp")?,
+            stamp_kind: kinds
+                .get(column("SystemModstamp")?)
+                .copied()
+                .unwrap_or(ValueKind::Text),
+        })
+    }
+
     /// Content hash of a mapped model JSON (hex sha256 of its canonical JSON: keys sorted,
     /// no whitespace).
     pub fn hash(model: &Value) -> String {
@@ -83,6 +120,44 @@ impl SyncDefinition {
             .find(|f| f.sf_field.eq_ignore_ascii_case("Id"))
             .map(|f| f.model_field.as_str())
             .unwrap_or("id")
+    }
+}
+
+/// A definition's model read straight off Bulk CSV rows (see [`SyncDefinition::csv_plan`]).
+#[derive(Debug, Clone)]
+pub struct CsvPlan {
+    /// Model field and its column with the column's value kind (`None`: not in the page, so
+    /// `null`, as [`SyncDefinition::map_record`] gives).
+    fields: Vec<(String, Option<(usize, ValueKind)>)>,
+    id: usize,
+    stamp: usize,
+    stamp_kind: ValueKind,
+}
+
+impl CsvPlan {
+    /// The row's `Id` cell.
+    pub fn id<'r>(&self, row: &'r csv::StringRecord) -> &'r str {
+        row.get(self.id).unwrap_or_default()
+    }
+
+    /// The row's `SystemModstamp` as REST writes it.
+    pub fn stamp(&self, row: &csv::StringRecord) -> Value {
+        self.stamp_kind
+            .to_json(row.get(self.stamp).unwrap_or_default())
+    }
+
+    /// The model JSON of a row: the same value [`SyncDefinition::map_record`] gives for the
+    /// row's REST-shaped record.
+    pub fn map(&self, row: &csv::StringRecord) -> Value {
+        let mut out = Map::with_capacity(self.fields.len());
+        for (name, source) in &self.fields {
+            let value = match source {
+                Some((i, kind)) => kind.to_json(row.get(*i).unwrap_or_default()),
+                None => Value::Null,
+            };
+            out.insert(name.clone(), value);
+        }
+        Value::Object(out)
     }
 }
 
@@ -121,11 +196,18 @@ fn write_canonical(value: &Value, hasher: &mut Sha256) {
 }
 
 fn write_scalar<T: serde::Serialize + ?Sized>(value: &T, hasher: &mut Sha256) {
-    // serde_json writes scalars exactly as `to_string` would.
-    let mut buf = Vec::with_capacity(32);
-    if serde_json::to_writer(&mut buf, value).is_ok() {
-        hasher.update(&buf);
+    // serde_json writes scalars exactly as `to_string` would, here straight into the hasher.
+    struct Feed<'h>(&'h mut Sha256);
+    impl std::io::Write for Feed<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
+    let _ = serde_json::to_writer(Feed(hasher), value);
 }
 
 /// Reads `Account.Name` out of `{"Account": {"Name": …}}`; keys match exactly, else
@@ -619,6 +701,90 @@ fn parse_user_syncs(text: &str, source_name: &str) -> Result<Vec<SyncDefinition>
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_csv_row_maps_straight_to_the_model_exactly_as_through_its_rest_shape() {
+        let def = SyncDefinition {
+            name: "things".into(),
+            object: "Thing__c".into(),
+            model: "Thing".into(),
+            fields: [
+                ("id", "Id"),
+                ("amount", "amount__c"),
+                ("open", "Open__c"),
+                ("account_name", "Account.Name"),
+                ("owner_email", "Owner.Email"),
+                ("dropped", "Gone__c"),
+                ("stamp", "SystemModstamp"),
+            ]
+            .into_iter()
+            .map(|(m, s)| FieldMap {
+                model_field: m.into(),
+                sf_field: s.into(),
+            })
+            .collect(),
+            filter: None,
+            frequency_secs: DEFAULT_FREQUENCY_SECS,
+            auto_start: false,
+        };
+        let headers: Vec<String> = [
+            "Id",
+            "SystemModstamp",
+            "Amount__c",
+            "Open__c",
+            "Account.Name",
+            "Owner.Email",
+        ]
+        .map(String::from)
+        .to_vec();
+        let kinds = [
+            ValueKind::Text,
+            ValueKind::DateTime,
+            ValueKind::Number,
+            ValueKind::Boolean,
+            ValueKind::Text,
+            ValueKind::Text,
+        ];
+        let rows = [
+            [
+                "a01",
+                "2026-01-02T03:04:05.000Z",
+                "12.5",
+                "true",
+                "Acme",
+                "",
+            ],
+            ["a02", "2026-01-02T03:04:05.000Z", "", "false", "", "o@x.io"],
+        ];
+        let plan = def.csv_plan(&headers, &kinds).expect("a plan");
+        for cells in rows {
+            let row = csv::StringRecord::from(cells.to_vec());
+            let via_rest = def.map_record(&ferry_salesforce::bulk::row_to_record(
+                &headers, &kinds, &row,
+            ));
+            let direct = plan.map(&row);
+            assert_eq!(direct, via_rest);
+            assert_eq!(
+                serde_json::to_string(&direct).unwrap(),
+                serde_json::to_string(&via_rest).unwrap(),
+                "same keys in the same order"
+            );
+            assert_eq!(
+                SyncDefinition::hash(&direct),
+                SyncDefinition::hash(&via_rest)
+            );
+            assert_eq!(plan.id(&row), cells[0]);
+            assert_eq!(plan.stamp(&row), json!("2026-01-02T03:04:05.000+0000"));
+        }
+        // A field naming a relationship object (only its dotted columns exist) is left to the
+        // REST-shaped path.
+        let mut whole = def.clone();
+        whole.fields.push(FieldMap {
+            model_field: "account".into(),
+            sf_field: "Account".into(),
+        });
+        assert!(whole.csv_plan(&headers, &kinds).is_none());
+    }
 
     #[test]
     fn prebuilt_catalog_has_the_six_syncs_with_ids() {

@@ -1,7 +1,7 @@
 //! One run of one (connection, sync) under the store lease: describe, then pages of SOQL ordered by `(SystemModstamp, Id)` (REST, or Bulk API 2.0 when `COUNT()` is large) each committed with its checkpoint, deletes from `getDeleted`, periodic id reconciliation with a refusal guard, and the Nango sync webhooks queued with the run's end.
 
 use crate::app::AppState;
-use crate::sync::definitions::SyncDefinition;
+use crate::sync::definitions::{CsvPlan, SyncDefinition};
 use crate::sync::SyncSettings;
 use crate::upstream::ConnectionTransport;
 use ferry_salesforce::bulk::{self, ValueKind};
@@ -673,6 +673,35 @@ fn writes_of(
     Ok(writes)
 }
 
+/// [`writes_of`] for Bulk CSV rows mapped straight to the model by `plan`.
+fn csv_writes_of(
+    plan: &CsvPlan,
+    checkpoint: &mut Checkpoint,
+    rows: &[csv::StringRecord],
+) -> Result<Vec<RecordWrite>, SyncError> {
+    let mut writes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = plan.id(row);
+        if id.is_empty() {
+            return Err(SyncError::Other("a record came back without its Id".into()));
+        }
+        let Some(stamp) = plan.stamp(row).as_str().and_then(data::parse_datetime) else {
+            return Err(SyncError::Other(format!(
+                "record {id} came back without a readable SystemModstamp"
+            )));
+        };
+        checkpoint.advance(stamp, id);
+        let payload = plan.map(row);
+        let hash = SyncDefinition::hash(&payload);
+        writes.push(RecordWrite {
+            external_id: id.to_string(),
+            payload,
+            hash,
+        });
+    }
+    Ok(writes)
+}
+
 /// One page as read, before it is mapped.
 enum PageInput {
     /// REST records.
@@ -694,11 +723,18 @@ async fn map_page(
     let (result, position) = tokio::task::spawn_blocking(move || {
         let records = match input {
             PageInput::Json(records) => records,
-            PageInput::Csv(page, kinds) => page
-                .rows
-                .iter()
-                .map(|row| bulk::row_to_record(&page.headers, &kinds, row))
-                .collect(),
+            PageInput::Csv(page, kinds) => match def.csv_plan(&page.headers, &kinds) {
+                Some(plan) => {
+                    let n = page.rows.len() as u64;
+                    let writes = csv_writes_of(&plan, &mut position, &page.rows).map(|w| (w, n));
+                    return (writes, position);
+                }
+                None => page
+                    .rows
+                    .iter()
+                    .map(|row| bulk::row_to_record(&page.headers, &kinds, row))
+                    .collect(),
+            },
         };
         let n = records.len() as u64;
         let writes = writes_of(&def, &mut position, &records).map(|w| (w, n));
