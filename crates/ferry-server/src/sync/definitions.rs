@@ -765,8 +765,8 @@ mod tests {
             let direct = plan.map(&row);
             assert_eq!(direct, via_rest);
             assert_eq!(
-                serde_json::to_string(&direct).unwrap(),
-                serde_json::to_string(&via_rest).unwrap(),
+                serde_json::to_string(&direct).expect("json"),
+                serde_json::to_string(&via_rest).expect("json"),
                 "same keys in the same order"
             );
             assert_eq!(
