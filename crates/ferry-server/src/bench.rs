@@ -12,19 +12,171 @@ pub struct EmulatorBenchArgs {
     pub contacts: usize,
 }
 
-/// Resident set size of this process in bytes (Linux), 0 when unknown.
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A `/proc/<pid>/status` figure in bytes (`VmRSS`, `VmHWM`…) of `pid` (this process when
+/// `None`), 0 when unknown (not Linux).
+pub fn proc_status_bytes(pid: Option<u32>, field: &str) -> u64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<u64>().ok())
-            })
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<u64>().ok())
+                })
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+/// Resident set size of this process in bytes, 0 when unknown.
+pub fn rss_bytes() -> u64 {
+    proc_status_bytes(None, "VmRSS")
+}
+
+/// Peak resident set size (`VmHWM`) of this process in bytes, 0 when unknown.
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_bytes(None, "VmHWM")
+}
+
+/// CPU time (user + system) `pid` has used so far (this process when `None`), from
+/// `/proc/<pid>/stat`; zero when unknown.
+pub fn cpu_time(pid: Option<u32>) -> std::time::Duration {
+    /// Linux reports these fields in USER_HZ ticks, 100 per second on every architecture.
+    const TICKS_PER_SEC: u64 = 100;
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let ticks = std::fs::read_to_string(path).ok().and_then(|s| {
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let rest = &s[s.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    });
+    std::time::Duration::from_millis(ticks.unwrap_or(0) * 1000 / TICKS_PER_SEC)
+}
+
+/// A free local TCP port.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `ferry <args>` as a child process of this one (killed when dropped), output discarded.
+pub fn spawn_self(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<tokio::process::Child> {
+    use anyhow::Context;
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+        .spawn()
+        .with_context(|| format!("cannot start `ferry {}`", args.join(" ")))
+}
+
+/// Waits until `url` answers at all (a child process has started listening), for up to 30 s.
+pub async fn wait_until_up(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while http.get(url).send().await.is_err() {
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{url} did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// A temp directory removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the system temp dir, named `<prefix>-<uuid>`.
+    pub fn new(prefix: &str) -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The emulator running as a child process (`ferry emulator`, nothing seeded), so a
+/// benchmark's figures for this process are Ferry's alone.
+pub struct EmulatorChild {
+    /// The process, killed when dropped.
+    pub process: tokio::process::Child,
+    /// Production port (login and the first instance).
+    pub port: u16,
+    /// Sandbox login port.
+    pub sandbox: u16,
+    /// Second instance port.
+    pub second: u16,
+}
+
+impl EmulatorChild {
+    /// Starts it and waits until it answers.
+    pub async fn start(http: &reqwest::Client) -> anyhow::Result<Self> {
+        let (port, sandbox, second) = (free_port()?, free_port()?, free_port()?);
+        let process = spawn_self(
+            &[
+                "emulator",
+                "--port",
+                &port.to_string(),
+                "--sandbox-port",
+                &sandbox.to_string(),
+                "--instance2-port",
+                &second.to_string(),
+                "--no-seed",
+            ],
+            &[],
+        )?;
+        let child = EmulatorChild {
+            process,
+            port,
+            sandbox,
+            second,
+        };
+        wait_until_up(http, &format!("{}/__emulator/state", child.url())).await?;
+        Ok(child)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The three listeners as `host:port`, for Ferry's allowed upstream hosts.
+    pub fn hosts(&self) -> Vec<String> {
+        [self.port, self.sandbox, self.second]
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
 }
 
 /// Runs the emulator benchmark and prints its figures.

@@ -1,10 +1,10 @@
-//! `ferry bench proxy`: the same keep-alive load generator against the emulator directly and
-//! through Ferry's `/proxy`, at several concurrency levels, in one process; prints requests/s,
-//! p50/p99 latency of both, their ratio, the latency Ferry adds and the process's peak memory.
+//! `ferry bench proxy`: Ferry (`ferry serve` on SQLite) and the emulator each in a child process, the same keep-alive load generator (this process) against the emulator directly and through Ferry's `/proxy` at several concurrency levels; prints requests/s, p50/p99 of both, their ratio, the latency Ferry adds, the CPU each process spends per request and Ferry's peak memory.
 
-use crate::app::Application;
+use crate::bench::{cpu_time, free_port, proc_status_bytes, spawn_self, wait_until_up};
+use crate::bench::{EmulatorChild, TempDir};
 use crate::config::Config;
 use crate::providers::HostMap;
+use anyhow::Context;
 use clap::Args;
 use ferry_core::vault::EncryptionKey;
 use serde_json::{json, Value};
@@ -16,9 +16,20 @@ pub struct ProxyBenchArgs {
     /// Concurrent keep-alive connections, one run per level (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
     pub concurrency: Vec<usize>,
-    /// Seconds each run lasts (after a one-second warm-up).
+    /// Seconds each run lasts (after a half-second warm-up).
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Latency the emulator adds to every API answer, standing in for the network and
+    /// Salesforce's own time (0: the emulator answers at once and the machine's CPU is the
+    /// limit).
+    #[arg(long, default_value_t = 0)]
+    pub upstream_latency_ms: u64,
+}
+
+/// The processes whose CPU a run accounts for.
+struct Processes {
+    emulator: u32,
+    ferry: u32,
 }
 
 /// One run's figures.
@@ -28,6 +39,8 @@ struct Run {
     secs: f64,
     p50_us: u64,
     p99_us: u64,
+    /// CPU per request of the load generator, the emulator and Ferry.
+    cpu_us: [f64; 3],
 }
 
 impl Run {
@@ -36,28 +49,16 @@ impl Run {
     }
 }
 
-/// Peak resident set size of this process in bytes (`VmHWM`), 0 when unknown.
-pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<u64>().ok())
-            })
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
 /// `concurrency` workers, each with its own HTTP/1.1 keep-alive connection, sending `request()`
 /// back to back for `duration`.
 async fn load(
     concurrency: usize,
     duration: Duration,
+    processes: &Processes,
     request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<Run> {
+    let pids = [None, Some(processes.emulator), Some(processes.ferry)];
+    let cpu_before = pids.map(cpu_time);
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = tokio::task::JoinSet::new();
@@ -94,6 +95,11 @@ async fn load(
         errors += e;
     }
     let secs = started.elapsed().as_secs_f64();
+    let requests = all.len().max(1) as f64;
+    let mut cpu_us = [0.0; 3];
+    for (i, pid) in pids.into_iter().enumerate() {
+        cpu_us[i] = (cpu_time(pid) - cpu_before[i]).as_secs_f64() * 1e6 / requests;
+    }
     all.sort_unstable();
     let at = |q: f64| {
         all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
@@ -106,6 +112,7 @@ async fn load(
         secs,
         p50_us: at(0.50),
         p99_us: at(0.99),
+        cpu_us,
     })
 }
 
@@ -114,39 +121,88 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         println!("warning: debug build; run `cargo run --release -- bench proxy` for real figures");
     }
-    let emulator = ferry_emulator::start(ferry_emulator::EmulatorConfig::ephemeral()).await?;
-    let dir = std::env::temp_dir().join(format!("ferry-bench-proxy-{}", crate::app::random_hex(6)));
-    std::fs::create_dir_all(&dir)?;
-    let hosts = HostMap {
-        login: emulator.production_url.clone(),
-        sandbox_login: emulator.sandbox_url.clone(),
-        allowed_upstream_hosts: vec![emulator
-            .production_url
-            .trim_start_matches("http://")
-            .to_string()],
-    };
-    let key = EncryptionKey::generate()?.to_base64();
-    let mut config = Config::for_tests(&dir.join("ferry.db").to_string_lossy(), key, hosts);
-    config.upstream.max_concurrent_per_org = 1000;
-    let app = Application::build(config).await?;
-    let ferry_url = format!("http://{}", app.local_addr()?);
-    let state = app.state();
-    let shutdown = app.shutdown_token();
-    tokio::spawn(app.run());
+    let http = reqwest::Client::new();
+    let emulator = EmulatorChild::start(&http).await?;
+    let admin = format!("{}/__emulator", emulator.url());
+    let seeded = http
+        .post(format!("{admin}/orgs/Acme/seed"))
+        .json(&json!({"counts": {"Account": 10}}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        seeded.status().is_success(),
+        "seed: {}",
+        seeded.text().await?
+    );
+    let minted: Value = http
+        .post(format!("{admin}/orgs/Acme/tokens"))
+        .json(&json!({}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let access = minted["access_token"]
+        .as_str()
+        .context("minted access token")?
+        .to_string();
+    let instance = minted["instance_url"]
+        .as_str()
+        .context("minted instance_url")?
+        .to_string();
 
-    // One org connected: the integration through the API, the connection from minted tokens
-    // (the OAuth pages are not what is measured here).
-    let env = state
-        .store
+    // Ferry as `ferry serve` on a fresh SQLite file, told the emulator is Salesforce.
+    let dir = TempDir::new("ferry-bench-proxy")?;
+    let db = dir.join("ferry.db").to_string_lossy().to_string();
+    let key = EncryptionKey::generate()?.to_base64();
+    let ferry_port = free_port()?;
+    let ferry_url = format!("http://127.0.0.1:{ferry_port}");
+    let hosts = HostMap {
+        login: emulator.url(),
+        sandbox_login: format!("http://127.0.0.1:{}", emulator.sandbox),
+        allowed_upstream_hosts: emulator.hosts(),
+    };
+    let ferry = spawn_self(
+        &[
+            "serve",
+            "--port",
+            &ferry_port.to_string(),
+            "--database-url",
+            &db,
+            "--salesforce-login-url",
+            &hosts.login,
+            "--salesforce-sandbox-login-url",
+            &hosts.sandbox_login,
+            "--allowed-upstream-hosts",
+            &hosts.allowed_upstream_hosts.join(","),
+            "--max-concurrent-per-org",
+            "1000",
+        ],
+        &[
+            ("FERRY_ENCRYPTION_KEY", key.expose_secret()),
+            ("RUST_LOG", "error"),
+        ],
+    )?;
+    wait_until_up(&http, &format!("{ferry_url}/health")).await?;
+    let processes = Processes {
+        emulator: emulator.process.id().context("emulator pid")?,
+        ferry: ferry.id().context("ferry pid")?,
+    };
+
+    // The dev environment's secret key, read from the store Ferry created.
+    let (store, _) = crate::app::open_store(&Config::for_tests(&db, key, hosts)).await?;
+    let secret = store
         .list_environments()
         .await?
         .into_iter()
         .find(|e| e.name == "dev")
-        .ok_or_else(|| anyhow::anyhow!("no dev environment"))?;
-    let http = reqwest::Client::new();
-    let resp = http
-        .post(format!("{ferry_url}/integrations"))
-        .bearer_auth(&env.secret_key)
+        .context("no dev environment")?
+        .secret_key;
+    store.close().await;
+    let api = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{ferry_url}{path}"))
+            .bearer_auth(&secret)
+    };
+    let resp = api(reqwest::Method::POST, "/integrations")
         .json(&json!({"provider": "salesforce", "unique_key": "salesforce", "credentials": {"type": "OAUTH2", "client_id": "ferry-demo-client", "client_secret": "ferry-demo-secret", "scopes": "api,refresh_token"}}))
         .send()
         .await?;
@@ -155,42 +211,16 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
         "integration: {}",
         resp.text().await?
     );
-    let minted: Value = http
-        .post(format!(
-            "{}/__emulator/orgs/Acme/tokens",
-            emulator.production_url
-        ))
-        .json(&json!({}))
+    let resp = api(reqwest::Method::POST, "/connections")
+        .json(&json!({
+            "connection_id": "bench",
+            "provider_config_key": "salesforce",
+            "connection_config": {"instance_url": instance, "org_id": minted["org_id"]},
+            "credentials": {"type": "OAUTH2", "access_token": access, "refresh_token": minted["refresh_token"]},
+        }))
         .send()
-        .await?
-        .json()
         .await?;
-    let mut token: ferry_salesforce::oauth::TokenResponse = serde_json::from_value(minted.clone())?;
-    token.raw = minted;
-    let integration = state
-        .store
-        .get_integration(env.id, "salesforce")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no integration"))?;
-    let identity = token.identity()?;
-    let access = token.access_token.clone();
-    let instance = token.instance_url.clone();
-    let (connection, _) = crate::connections::store_oauth_connection(
-        &state,
-        crate::connections::NewOAuthConnection {
-            integration: &integration,
-            token,
-            identity,
-            hostname: None,
-            tags: json!({}),
-            end_user: json!({"id": "bench"}),
-            reconnect: None,
-            expires_at: Some(state.clock.now_ms() + 2 * 3600 * 1000),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("connection: {}", e.message))?;
-    let connection_id = connection.connection_id.clone();
+    anyhow::ensure!(resp.status().is_success(), "import: {}", resp.text().await?);
 
     // A small REST resource: one Account by id.
     let query: Value = http
@@ -204,17 +234,30 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
         .await?;
     let account = query["records"][0]["Id"]
         .as_str()
-        .ok_or_else(|| anyhow::anyhow!("the demo org has no Account: {query}"))?
+        .with_context(|| format!("the org has no Account: {query}"))?
         .to_string();
     let path = format!("/services/data/v59.0/sobjects/Account/{account}");
+    if args.upstream_latency_ms > 0 {
+        let added = http
+            .post(format!("{admin}/faults"))
+            .json(
+                &json!({"path_prefix": "/services/data/", "latency_ms": args.upstream_latency_ms}),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(
+            added.status().is_success(),
+            "latency: {}",
+            added.text().await?
+        );
+    }
     let direct_url = format!("{instance}{path}");
     let proxy_url = format!("{ferry_url}/proxy{path}");
-    let secret = env.secret_key.clone();
     let direct = move |c: &reqwest::Client| c.get(&direct_url).bearer_auth(&access);
     let through = move |c: &reqwest::Client| {
         c.get(&proxy_url)
             .bearer_auth(&secret)
-            .header("Connection-Id", &connection_id)
+            .header("Connection-Id", "bench")
             .header("Provider-Config-Key", "salesforce")
     };
     let check = through(&http).send().await?;
@@ -224,29 +267,24 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
         check.text().await?
     );
 
-    println!("ferry bench proxy (GET {path}; {}s per run; emulator, Ferry on SQLite and the load generator in one process)", args.seconds);
     println!(
-        "  {:>5}  {:>10} {:>8} {:>8}  {:>10} {:>8} {:>8}  {:>6}  {:>10}",
-        "conns",
-        "direct r/s",
-        "p50 µs",
-        "p99 µs",
-        "ferry r/s",
-        "p50 µs",
-        "p99 µs",
-        "ratio",
-        "added p50"
+        "ferry bench proxy (GET {path}; {}s per run; upstream latency {} ms; load generator here, emulator and `ferry serve` on SQLite in child processes)",
+        args.seconds, args.upstream_latency_ms
+    );
+    println!(
+        "  {:>5}  {:>10} {:>8} {:>8}  {:>10} {:>8} {:>8}  {:>6}  {:>10}   CPU µs per request: direct (load gen + emulator) | through Ferry (load gen + emulator + Ferry)",
+        "conns", "direct r/s", "p50 µs", "p99 µs", "ferry r/s", "p50 µs", "p99 µs", "ratio", "added p50"
     );
     let duration = Duration::from_secs(args.seconds.max(1));
     for &n in &args.concurrency {
         let n = n.max(1);
         // Warm-up: connections opened, caches filled.
-        load(n, Duration::from_millis(500), direct.clone()).await?;
-        load(n, Duration::from_millis(500), through.clone()).await?;
-        let d = load(n, duration, direct.clone()).await?;
-        let f = load(n, duration, through.clone()).await?;
+        load(n, Duration::from_millis(500), &processes, direct.clone()).await?;
+        load(n, Duration::from_millis(500), &processes, through.clone()).await?;
+        let d = load(n, duration, &processes, direct.clone()).await?;
+        let f = load(n, duration, &processes, through.clone()).await?;
         println!(
-            "  {:>5}  {:>10.0} {:>8} {:>8}  {:>10.0} {:>8} {:>8}  {:>5.0}%  {:>7} µs{}",
+            "  {:>5}  {:>10.0} {:>8} {:>8}  {:>10.0} {:>8} {:>8}  {:>5.0}%  {:>7} µs   {:.0} + {:.0} | {:.0} + {:.0} + {:.0}{}",
             n,
             d.rps(),
             d.p50_us,
@@ -256,6 +294,11 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
             f.p99_us,
             100.0 * f.rps() / d.rps(),
             f.p50_us as i64 - d.p50_us as i64,
+            d.cpu_us[0],
+            d.cpu_us[1],
+            f.cpu_us[0],
+            f.cpu_us[1],
+            f.cpu_us[2],
             if d.errors + f.errors > 0 {
                 format!("  ({} direct / {} proxied errors)", d.errors, f.errors)
             } else {
@@ -263,18 +306,11 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
             }
         );
     }
-    state.oplog.flush_all(&state).await?;
     println!(
-        "  operation log: {} entries written, {} dropped",
-        state.oplog.written(),
-        state.oplog.dropped()
+        "  Ferry's peak RSS (VmHWM of `ferry serve`): {:.0} MiB",
+        proc_status_bytes(Some(processes.ferry), "VmHWM") as f64 / 1_048_576.0
     );
-    println!(
-        "  peak RSS (VmHWM) of this process (Ferry + emulator + load generator): {:.0} MiB",
-        peak_rss_bytes() as f64 / 1048576.0
-    );
-    shutdown.cancel();
-    emulator.shutdown();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(ferry);
+    drop(emulator);
     Ok(())
 }

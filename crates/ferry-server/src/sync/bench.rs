@@ -1,6 +1,7 @@
 //! `ferry bench sync`: the emulator in a child process with N contacts; a bare client pages them out (REST and Bulk), Ferry syncs them into a temp SQLite store; rates, their ratio, Ferry's peak RSS, and the latency of an incremental run with changed records from trigger to webhook.
 
 use crate::app::Application;
+use crate::bench::{peak_rss_bytes, EmulatorChild, TempDir};
 use crate::config::Config;
 use crate::providers::HostMap;
 use crate::sync::engine::{run_sync, RunOptions, RunReport};
@@ -11,7 +12,7 @@ use ferry_salesforce::transport::{latest_version, StaticTransport};
 use ferry_salesforce::{bulk, query};
 use ferry_store::SyncTrigger;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Flags of `ferry bench sync`.
 #[derive(Debug, Args)]
@@ -22,27 +23,6 @@ pub struct SyncBenchArgs {
     /// Contacts changed before the incremental run.
     #[arg(long, default_value_t = 1000)]
     pub changed: usize,
-}
-
-/// Peak resident set size of this process (`VmHWM`) in bytes, 0 when unknown.
-pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<u64>().ok())
-            })
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -56,37 +36,10 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
     }
     let http = reqwest::Client::new();
     // The emulator runs as a child process, so this process's peak RSS is Ferry's alone.
-    let (port, sandbox, second) = (free_port()?, free_port()?, free_port()?);
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args([
-            "emulator",
-            "--port",
-            &port.to_string(),
-            "--sandbox-port",
-            &sandbox.to_string(),
-            "--instance2-port",
-            &second.to_string(),
-            "--no-seed",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start `ferry emulator`")?;
-    let emulator = format!("http://127.0.0.1:{port}");
+    let child = EmulatorChild::start(&http).await?;
+    let sandbox = child.sandbox;
+    let emulator = child.url();
     let admin = format!("{emulator}/__emulator");
-    let started = Instant::now();
-    loop {
-        if http.get(format!("{admin}/state")).send().await.is_ok() {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "the emulator did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let seed = |counts: Value| {
         let http = http.clone();
         let url = format!("{admin}/orgs/Acme/seed");
@@ -157,16 +110,12 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
     let rss_after_bare = peak_rss_bytes();
 
     // (b) Ferry: a connection imported into a temp SQLite store, the contacts sync run once.
-    let dir = tempfile_dir()?;
+    let dir = TempDir::new("ferry-bench-sync")?;
     let key = ferry_core::vault::EncryptionKey::generate()?.to_base64();
     let hosts = HostMap {
         login: emulator.clone(),
         sandbox_login: format!("http://127.0.0.1:{sandbox}"),
-        allowed_upstream_hosts: vec![
-            format!("127.0.0.1:{port}"),
-            format!("127.0.0.1:{sandbox}"),
-            format!("127.0.0.1:{second}"),
-        ],
+        allowed_upstream_hosts: child.hosts(),
     };
     let mut config = Config::for_tests(&dir.join("ferry.db").to_string_lossy(), key, hosts);
     config.sync = settings.clone();
@@ -313,7 +262,7 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
     rx.recv().await.context("webhook receiver")?;
     let sent_ms = t.elapsed().as_secs_f64() * 1000.0;
     shutdown.cancel();
-    let _ = child.kill().await;
+    drop(child);
 
     let rest_rate = rest_records as f64 / rest_secs;
     let bulk_rate = bulk_records as f64 / bulk_secs;
@@ -352,26 +301,4 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
     );
     drop(dir);
     Ok(())
-}
-
-/// A temp directory removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempfile_dir() -> anyhow::Result<TempDir> {
-    let path = std::env::temp_dir().join(format!("ferry-bench-sync-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&path)?;
-    Ok(TempDir(path))
 }
