@@ -24,6 +24,9 @@ pub struct Target {
     pub credentials: Credentials,
     /// `instance_url` without a trailing slash, already checked against the allowed hosts.
     pub instance_url: String,
+    /// `instance_url` parsed once: a call's URL is this with the path and query set, which
+    /// spares parsing the scheme and host (IDNA for real hosts) on every call.
+    pub base_url: reqwest::Url,
     /// The org, when known.
     pub org_id: Option<String>,
     /// When this was resolved (Ferry clock, epoch ms).
@@ -43,7 +46,9 @@ impl Target {
         if !state.config.hosts.upstream_allowed(&instance_url) {
             return None;
         }
+        let base_url = reqwest::Url::parse(&instance_url).ok()?;
         Some(Target {
+            base_url,
             org_id: org_of(&connection),
             integration,
             connection,
@@ -52,6 +57,32 @@ impl Target {
             resolved_at: state.clock.now_ms(),
         })
     }
+}
+
+impl Target {
+    /// The upstream URL of `path_and_query` (`/services/…?q=…`): the same URL as parsing
+    /// `instance_url` followed by it.
+    pub fn url_for(&self, path_and_query: &str) -> reqwest::Url {
+        join_url(&self.base_url, path_and_query)
+    }
+}
+
+/// `base` followed by `path_and_query`, as parsing the two written one after the other gives
+/// (the path appended to the base's, dot segments resolved, the same characters escaped).
+fn join_url(base: &reqwest::Url, path_and_query: &str) -> reqwest::Url {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    if prefix.is_empty() {
+        url.set_path(path);
+    } else {
+        url.set_path(&format!("{prefix}{path}"));
+    }
+    url.set_query(query);
+    url
 }
 
 type TargetKey = (EnvironmentId, String, String);
@@ -352,4 +383,28 @@ pub fn instance_url_of(connection: &Connection) -> String {
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_url;
+
+    #[test]
+    fn a_call_url_is_the_instance_url_and_the_path_as_parsed_together() {
+        for base in ["https://acme.my.salesforce.com", "http://127.0.0.1:3004"] {
+            let parsed = reqwest::Url::parse(base).expect("base");
+            for rest in [
+                "/services/data/v59.0/query?q=SELECT+Id,Name+FROM+Account+WHERE+Name+=+'a b'",
+                "/services/data/v59.0/sobjects/Account/001xx000003DGb2AAG",
+                "/a b/\"c\"/{d}",
+                "/x/../y/./z",
+                "/p%2Fq?a=1?b=2&c=%20",
+                "/",
+                "/search?q=",
+            ] {
+                let expected = reqwest::Url::parse(&format!("{base}{rest}")).expect("url");
+                assert_eq!(join_url(&parsed, rest), expected, "{base}{rest}");
+            }
+        }
+    }
 }

@@ -311,10 +311,7 @@ async fn forward(
         log.entry.retries = i64::from(attempt) + i64::from(refreshed);
         let org_id = target.org_id.as_deref();
         let mut req = http
-            .request(
-                parts.method.clone(),
-                format!("{}{rest}", target.instance_url),
-            )
+            .request(parts.method.clone(), target.url_for(&rest))
             .headers(forward.clone())
             .bearer_auth(&target.credentials.access_token);
         req = match &mut outbound {
