@@ -148,6 +148,7 @@ fn widget(id: &str, version: u32) -> RecordWrite {
         external_id: id.to_owned(),
         payload: json!({"id": "ignored", "name": format!("{id} v{version}"), "size": version}),
         hash: format!("{id}:{version}"),
+        payload_text: None,
     }
 }
 

@@ -189,6 +189,7 @@ fn gadget(id: &str) -> RecordWrite {
         external_id: id.into(),
         payload: json!({"id": id}),
         hash: id.into(),
+        payload_text: None,
     }
 }
 

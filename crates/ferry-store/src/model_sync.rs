@@ -174,6 +174,9 @@ pub struct RecordWrite {
     pub payload: Value,
     /// Content hash; equal hashes mean "unchanged".
     pub hash: String,
+    /// `payload` already serialized (compact JSON) by the caller, written as is instead of
+    /// serializing `payload` again inside the page's transaction; `None`: the store does it.
+    pub payload_text: Option<String>,
 }
 
 /// One page of a run, committed atomically with the checkpoint by `commit_page`.

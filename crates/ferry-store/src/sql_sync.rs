@@ -3,17 +3,19 @@
 //! Writes that touch records of a (connection, model) are serialized (SQLite by its write
 //! lock, PostgreSQL by a transaction-scoped advisory lock) and stamp every row they change with
 //! a time strictly after the newest stamp already there, so a reader holding a
-//! `(updated_at, id)` cursor never misses a later write. A page's rows travel as one JSON array
-//! parameter expanded by the database (`json_each` / `json_array_elements`): thousands of bound
-//! values cost the drivers far more than the database's own JSON parsing.
+//! `(updated_at, id)` cursor never misses a later write. On PostgreSQL a page's rows travel as
+//! one JSON array parameter expanded by `json_array_elements`. On SQLite they are bound as
+//! anonymous `?` parameters of multi-row statements (512 rows at most): sqlx looks numbered
+//! SQLite parameters up by name, quadratic in their count, but binds anonymous ones in one
+//! pass, and SQLite then has no JSON to parse (measured: 75k → 120k new records/s).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::model_sync::RecordWrite;
 
-/// Bound values per `IN (…)` statement, far below SQLite's 32 766 parameters (and
-/// PostgreSQL's 65 535); page rows themselves travel as one JSON parameter.
+/// Bound values per `IN (…)` statement of ids to delete, far below SQLite's 32 766 parameters
+/// (and PostgreSQL's 65 535).
 pub(crate) const ROWS_PER_STATEMENT: usize = 4_000;
 
 /// Columns of a sync joined with its latest run (`s`, `r`).
@@ -106,9 +108,10 @@ pub(crate) fn dedupe_writes(upserts: &[RecordWrite]) -> Vec<&RecordWrite> {
 /// due-sync pick (`FOR UPDATE SKIP LOCKED` on PostgreSQL); `$records_lock` is a statement
 /// taking `$1` connection row id and `$2` model that serializes record writers, or `""` when
 /// the transaction start already does. `$prefilter` true selects SQLite's page path: stored
-/// hashes are read first (one `IN` query, which SQLite always answers from the unique index)
-/// and only changed records are written, both through `json_each` over one JSON parameter.
-/// PostgreSQL may pick the keyset index for that `IN` on a table not yet analyzed, so there
+/// hashes are read first (`IN` queries, which SQLite always answers from the unique index)
+/// and only changed records are written, both as multi-row statements with anonymous `?`
+/// parameters. PostgreSQL may pick the keyset index for that `IN` on a table not yet analyzed,
+/// so there
 /// the upsert alone decides. `$json_open`/`$json_close` wrap a JSON array parameter into the
 /// table function yielding its elements as `value` (`json_each(…)` /
 /// `json_array_elements(…::json)`): page rows travel as one parameter, not thousands.
@@ -281,7 +284,10 @@ macro_rules! impl_sync_store {
                     }
                     let rows: Vec<(&str, String, &str)> = writes
                         .iter()
-                        .map(|w| (w.external_id.as_str(), json_text(&w.payload), w.hash.as_str()))
+                        .map(|w| {
+                            let text = w.payload_text.clone().unwrap_or_else(|| json_text(&w.payload));
+                            (w.external_id.as_str(), text, w.hash.as_str())
+                        })
                         .collect();
                     let rows = serde_json::to_string(&rows).map_err(|source| {
                         StoreError::Corrupt { column: "records.payload", source }
@@ -318,7 +324,8 @@ macro_rules! impl_sync_store {
                     Ok(written)
                 }
 
-                /// Classifies `writes` against what is stored (one `IN` query per chunk): new →
+                /// Classifies `writes` against what is stored (SQLite; one `IN (?, …)` query
+                /// per chunk of [`values_chunk`]): new →
                 /// ADDED, changed or deleted → UPDATED, same hash and live → left out.
                 async fn classify_stored<'w>(
                     tx: &mut Tx<'_>,
@@ -371,7 +378,7 @@ macro_rules! impl_sync_store {
                 /// JSON to parse. Rows go in chunks of [`VALUES_CHUNK`] and the rest in
                 /// power-of-two chunks, so only a handful of statement texts are ever prepared
                 /// (and then served from the statement cache).
-                async fn write_classified_json(
+                async fn write_classified(
                     tx: &mut Tx<'_>,
                     connection: i64,
                     model: &str,
@@ -388,8 +395,12 @@ macro_rules! impl_sync_store {
                             query = query
                                 .bind(connection)
                                 .bind(model)
-                                .bind(w.external_id.as_str())
-                                .bind(json_text(&w.payload))
+                                .bind(w.external_id.as_str());
+                            query = match &w.payload_text {
+                                Some(text) => query.bind(text.as_str()),
+                                None => query.bind(json_text(&w.payload)),
+                            };
+                            query = query
                                 .bind(w.hash.as_str())
                                 .bind(stamp)
                                 .bind(stamp)
@@ -811,7 +822,7 @@ macro_rules! impl_sync_store {
                         let written = if $prefilter {
                             let (changed, actions) =
                                 Self::classify_stored(&mut tx, connection, &model, writes).await?;
-                            Self::write_classified_json(&mut tx, connection, &model, stamp, &changed, &actions)
+                            Self::write_classified(&mut tx, connection, &model, stamp, &changed, &actions)
                                 .await?;
                             actions
                         } else {

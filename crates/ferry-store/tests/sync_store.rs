@@ -162,6 +162,7 @@ fn record(id: &str, version: u32) -> RecordWrite {
         external_id: id.to_owned(),
         hash: format!("{id}-{version}"),
         payload,
+        payload_text: None,
     }
 }
 
@@ -1329,6 +1330,7 @@ async fn commit_page_throughput() {
                                 "last_modified_date": "2026-01-01T00:00:00.000+0000"}),
                             hash: format!("h{p}-{i}"),
                             external_id: id,
+                            payload_text: None,
                         }
                     })
                     .collect()

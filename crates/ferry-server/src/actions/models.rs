@@ -38,6 +38,7 @@ pub async fn write_back(
                 external_id: external_id.to_string(),
                 payload: payload.clone(),
                 hash: hash.to_string(),
+                payload_text: None,
             },
             state.clock.now_ms(),
         )

@@ -662,15 +662,20 @@ fn writes_of(
             )));
         };
         checkpoint.advance(stamp, id);
-        let payload = def.map_record(record);
-        let hash = SyncDefinition::hash(&payload);
-        writes.push(RecordWrite {
-            external_id: id.to_string(),
-            payload,
-            hash,
-        });
+        writes.push(record_write(id, def.map_record(record)));
     }
     Ok(writes)
+}
+
+/// A mapped record ready for the store: hashed and serialized here, on the mapping thread,
+/// so the page's transaction does not serialize it.
+fn record_write(id: &str, payload: Value) -> RecordWrite {
+    RecordWrite {
+        external_id: id.to_string(),
+        hash: SyncDefinition::hash(&payload),
+        payload_text: Some(payload.to_string()),
+        payload,
+    }
 }
 
 /// [`writes_of`] for Bulk CSV rows mapped straight to the model by `plan`.
@@ -691,13 +696,7 @@ fn csv_writes_of(
             )));
         };
         checkpoint.advance(stamp, id);
-        let payload = plan.map(row);
-        let hash = SyncDefinition::hash(&payload);
-        writes.push(RecordWrite {
-            external_id: id.to_string(),
-            payload,
-            hash,
-        });
+        writes.push(record_write(id, plan.map(row)));
     }
     Ok(writes)
 }
