@@ -100,6 +100,41 @@ pub async fn wait_until_up(http: &reqwest::Client, url: &str) -> anyhow::Result<
     Ok(())
 }
 
+/// Through Ferry's API at `ferry_url` with an environment's `secret`: the `salesforce`
+/// integration and the connection `bench` imported from `minted` (the emulator's token
+/// response), so a benchmark measures calls, not the OAuth pages.
+pub async fn connect_bench_org(
+    http: &reqwest::Client,
+    ferry_url: &str,
+    secret: &str,
+    minted: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let resp = http
+        .post(format!("{ferry_url}/integrations"))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({"provider": "salesforce", "unique_key": "salesforce", "credentials": {"type": "OAUTH2", "client_id": "ferry-demo-client", "client_secret": "ferry-demo-secret", "scopes": "api,refresh_token"}}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "integration: {}",
+        resp.text().await?
+    );
+    let resp = http
+        .post(format!("{ferry_url}/connections"))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({
+            "connection_id": "bench",
+            "provider_config_key": "salesforce",
+            "connection_config": {"instance_url": minted["instance_url"], "org_id": minted["org_id"]},
+            "credentials": {"type": "OAUTH2", "access_token": minted["access_token"], "refresh_token": minted["refresh_token"]},
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "import: {}", resp.text().await?);
+    Ok(())
+}
+
 /// A temp directory removed when dropped.
 pub struct TempDir(std::path::PathBuf);
 
@@ -168,6 +203,33 @@ impl EmulatorChild {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Seeds the org `Acme` with `counts` records per object (`{"Contact": 1000}`).
+    pub async fn seed(
+        &self,
+        http: &reqwest::Client,
+        counts: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let resp = http
+            .post(format!("{}/__emulator/orgs/Acme/seed", self.url()))
+            .json(&serde_json::json!({ "counts": counts }))
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status().is_success(), "seed: {}", resp.text().await?);
+        Ok(())
+    }
+
+    /// Tokens for the org `Acme` minted by the emulator (no OAuth pages): the token response.
+    pub async fn mint_tokens(&self, http: &reqwest::Client) -> anyhow::Result<serde_json::Value> {
+        Ok(http
+            .post(format!("{}/__emulator/orgs/Acme/tokens", self.url()))
+            .json(&serde_json::json!({}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     /// The three listeners as `host:port`, for Ferry's allowed upstream hosts.

@@ -124,23 +124,8 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let emulator = EmulatorChild::start(&http).await?;
     let admin = format!("{}/__emulator", emulator.url());
-    let seeded = http
-        .post(format!("{admin}/orgs/Acme/seed"))
-        .json(&json!({"counts": {"Account": 10}}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        seeded.status().is_success(),
-        "seed: {}",
-        seeded.text().await?
-    );
-    let minted: Value = http
-        .post(format!("{admin}/orgs/Acme/tokens"))
-        .json(&json!({}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    emulator.seed(&http, json!({"Account": 10})).await?;
+    let minted = emulator.mint_tokens(&http).await?;
     let access = minted["access_token"]
         .as_str()
         .context("minted access token")?
@@ -198,29 +183,7 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
         .context("no dev environment")?
         .secret_key;
     store.close().await;
-    let api = |method: reqwest::Method, path: &str| {
-        http.request(method, format!("{ferry_url}{path}"))
-            .bearer_auth(&secret)
-    };
-    let resp = api(reqwest::Method::POST, "/integrations")
-        .json(&json!({"provider": "salesforce", "unique_key": "salesforce", "credentials": {"type": "OAUTH2", "client_id": "ferry-demo-client", "client_secret": "ferry-demo-secret", "scopes": "api,refresh_token"}}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "integration: {}",
-        resp.text().await?
-    );
-    let resp = api(reqwest::Method::POST, "/connections")
-        .json(&json!({
-            "connection_id": "bench",
-            "provider_config_key": "salesforce",
-            "connection_config": {"instance_url": instance, "org_id": minted["org_id"]},
-            "credentials": {"type": "OAUTH2", "access_token": access, "refresh_token": minted["refresh_token"]},
-        }))
-        .send()
-        .await?;
-    anyhow::ensure!(resp.status().is_success(), "import: {}", resp.text().await?);
+    crate::bench::connect_bench_org(&http, &ferry_url, &secret, &minted).await?;
 
     // A small REST resource: one Account by id.
     let query: Value = http

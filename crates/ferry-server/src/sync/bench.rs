@@ -11,7 +11,7 @@ use clap::Args;
 use ferry_salesforce::transport::{latest_version, StaticTransport};
 use ferry_salesforce::{bulk, query};
 use ferry_store::SyncTrigger;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Instant;
 
 /// Flags of `ferry bench sync`.
@@ -40,34 +40,15 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
     let sandbox = child.sandbox;
     let emulator = child.url();
     let admin = format!("{emulator}/__emulator");
-    let seed = |counts: Value| {
-        let http = http.clone();
-        let url = format!("{admin}/orgs/Acme/seed");
-        async move {
-            let resp = http
-                .post(url)
-                .json(&json!({"counts": counts}))
-                .send()
-                .await?;
-            anyhow::ensure!(resp.status().is_success(), "seed: {}", resp.text().await?);
-            anyhow::Ok(())
-        }
-    };
-    seed(json!({"Account": 1000})).await?;
+    child.seed(&http, json!({"Account": 1000})).await?;
     let t = Instant::now();
-    seed(json!({"Contact": args.records})).await?;
+    child.seed(&http, json!({"Contact": args.records})).await?;
     println!(
         "seeded {} contacts in {:.1} s (emulator child process)",
         args.records,
         t.elapsed().as_secs_f64()
     );
-    let minted: Value = http
-        .post(format!("{admin}/orgs/Acme/tokens"))
-        .json(&json!({}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let minted = child.mint_tokens(&http).await?;
     let sf = StaticTransport {
         http: http.clone(),
         instance_url: minted["instance_url"]
@@ -135,25 +116,7 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
         http.request(method, format!("{ferry_url}{path}"))
             .bearer_auth(&dev.secret_key)
     };
-    let resp = api(reqwest::Method::POST, "/integrations")
-        .json(&json!({"provider": "salesforce", "unique_key": "salesforce", "credentials": {"type": "OAUTH2", "client_id": "ferry-demo-client", "client_secret": "ferry-demo-secret", "scopes": "api,refresh_token"}}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "integration: {}",
-        resp.text().await?
-    );
-    let resp = api(reqwest::Method::POST, "/connections")
-        .json(&json!({
-            "connection_id": "bench",
-            "provider_config_key": "salesforce",
-            "connection_config": {"instance_url": sf.instance_url, "org_id": minted["org_id"]},
-            "credentials": {"type": "OAUTH2", "access_token": sf.access_token, "refresh_token": minted["refresh_token"]},
-        }))
-        .send()
-        .await?;
-    anyhow::ensure!(resp.status().is_success(), "import: {}", resp.text().await?);
+    crate::bench::connect_bench_org(&http, &ferry_url, &dev.secret_key, &minted).await?;
     let connection = state
         .store
         .get_connection(dev.id, "salesforce", "bench")
