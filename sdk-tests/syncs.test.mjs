@@ -1,7 +1,8 @@
 // Syncs and records through the official @nangohq/node client against a running Ferry: a new
 // connection's pre-built syncs start by themselves, listRecords pages through every record with
-// the cursor, pauseSync / startSync / triggerSync / syncStatus behave as Nango's, and the sync
-// webhook received by a local server verifies with the SDK's verifyIncomingWebhookRequest.
+// the cursor, pauseSync / startSync / triggerSync / syncStatus behave as Nango's, the sync
+// webhook received by a local server verifies with the SDK's verifyIncomingWebhookRequest, and
+// pruneRecords empties payloads up to a cursor.
 // Needs FERRY_URL, FERRY_SECRET_KEY, FERRY_EMULATOR_URL (scripts/test-node sets them).
 
 import { after, before, describe, test } from 'node:test';
@@ -168,5 +169,26 @@ describe('syncs and records through @nangohq/node', { skip: missingEnv, timeout:
             filter: 'updated',
         });
         assert.ok(updated.records.some((r) => r.id === first.id));
+    });
+
+    test('pruneRecords empties payloads up to a cursor, in batches, and keeps the metadata', async () => {
+        await eventually('six contacts synced', async () =>
+            (await nango.listRecords({ providerConfigKey: 'salesforce', connectionId, model: 'Contact', limit: 6 })).records.length === 6,
+        );
+        const first = await nango.listRecords({ providerConfigKey: 'salesforce', connectionId, model: 'Contact', limit: 5 });
+        const untilCursor = first.records[4]._nango_metadata.cursor;
+        const batch = await nango.pruneRecords({ providerConfigKey: 'salesforce', connectionId, model: 'Contact', untilCursor, limit: 2 });
+        assert.deepEqual(batch, { count: 2, has_more: true });
+        const rest = await nango.pruneRecords({ providerConfigKey: 'salesforce', connectionId, model: 'Contact', untilCursor });
+        assert.deepEqual(rest, { count: 3, has_more: false });
+        const after = await nango.listRecords({ providerConfigKey: 'salesforce', connectionId, model: 'Contact', limit: 6 });
+        after.records.slice(0, 5).forEach((record, i) => {
+            assert.equal(record.id, first.records[i].id);
+            assert.deepEqual(Object.keys(record).sort(), ['_nango_metadata', 'id'], JSON.stringify(record));
+            assert.ok(record._nango_metadata.pruned_at, JSON.stringify(record));
+            assert.equal(record._nango_metadata.last_action, first.records[i]._nango_metadata.last_action);
+        });
+        assert.ok('last_name' in after.records[5], 'records past the cursor keep their payload');
+        assert.equal(after.records[5]._nango_metadata.pruned_at, null);
     });
 });

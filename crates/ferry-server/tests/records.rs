@@ -381,6 +381,92 @@ on_both_databases!(
 );
 on_both_databases!(error_codes, bad_calls_get_nango_error_codes);
 on_both_databases!(
+    prune,
+    pruning_empties_payloads_up_to_the_cursor_and_keeps_the_metadata
+);
+on_both_databases!(
     deleted_connection,
     a_deleted_connection_takes_its_records_and_syncs_with_it
 );
+
+async fn pruning_empties_payloads_up_to_the_cursor_and_keeps_the_metadata(db: Db) {
+    let f = fixture(db).await;
+    let writes: Vec<RecordWrite> = (0..10).map(|i| widget(&format!("r{i}"), 1)).collect();
+    f.commit(&writes, &[]).await;
+    let page = f.ok("model=Widget&limit=4").await;
+    let until = page["records"][3]["_nango_metadata"]["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    let prune = |body: Value| {
+        f.app
+            .api(reqwest::Method::PATCH, "/records/prune")
+            .header("Connection-Id", &f.connection_id)
+            .header("Provider-Config-Key", "salesforce")
+            .json(&body)
+    };
+    let resp = prune(json!({"model": "Widget", "until_cursor": until, "limit": 3}))
+        .send()
+        .await
+        .expect("prune");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({"count": 3, "has_more": true})
+    );
+    let resp = prune(json!({"model": "Widget", "variant": "base", "until_cursor": until}))
+        .send()
+        .await
+        .expect("prune");
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({"count": 1, "has_more": false})
+    );
+    let all = f.ok("model=Widget").await;
+    let records = all["records"].as_array().expect("records");
+    assert_eq!(records.len(), 10, "pruned records stay listed");
+    for (i, r) in records.iter().enumerate() {
+        let meta = &r["_nango_metadata"];
+        if i < 4 {
+            let keys: Vec<&String> = r.as_object().expect("object").keys().collect();
+            assert_eq!(keys, ["id", "_nango_metadata"], "only id and metadata: {r}");
+            assert!(meta["pruned_at"].is_string(), "{r}");
+        } else {
+            assert!(r["name"].is_string(), "{r}");
+            assert!(meta["pruned_at"].is_null(), "{r}");
+        }
+        assert_eq!(meta["last_action"], "ADDED");
+    }
+    for (body, code) in [
+        (json!({"model": "Widget"}), "invalid_body"),
+        (
+            json!({"model": "widget", "until_cursor": until}),
+            "invalid_body",
+        ),
+        (
+            json!({"model": "Widget", "until_cursor": until, "limit": 0}),
+            "invalid_body",
+        ),
+        (
+            json!({"model": "Widget", "until_cursor": until, "extra": 1}),
+            "invalid_body",
+        ),
+        (
+            json!({"model": "Widget", "until_cursor": "bm90LWEtY3Vyc29y"}),
+            "invalid_body",
+        ),
+    ] {
+        assert_eq!(
+            f.error(prune(body.clone())).await,
+            (400, code.into()),
+            "{body}"
+        );
+    }
+    let unknown = f
+        .app
+        .api(reqwest::Method::PATCH, "/records/prune")
+        .header("Connection-Id", "nobody")
+        .header("Provider-Config-Key", "salesforce")
+        .json(&json!({"model": "Widget", "until_cursor": until}));
+    assert_eq!(f.error(unknown).await, (400, "unknown_connection".into()));
+}

@@ -243,6 +243,8 @@ pub struct StoredRecord {
     pub deleted_at: Option<i64>,
     /// The last change.
     pub last_action: RecordAction,
+    /// When its payload was pruned (emptied); cleared when a change writes a new one.
+    pub pruned_at: Option<i64>,
     /// Opaque keyset cursor pointing just after this record.
     pub cursor: String,
 }

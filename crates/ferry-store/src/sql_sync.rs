@@ -35,7 +35,7 @@ pub(crate) const RUN_COLUMNS: &str = "id AS run_id, kind AS run_kind, status AS 
 
 /// Columns of `records` for a [`StoredRecord`](crate::StoredRecord).
 pub(crate) const RECORD_COLUMNS: &str = "r.id, r.external_id, r.payload, r.hash, \
-     r.first_seen_at, r.updated_at, r.deleted_at, r.last_action";
+     r.first_seen_at, r.updated_at, r.deleted_at, r.last_action, r.pruned_at";
 
 /// Appends `$first, $first+1, …` (`count` placeholders) to `sql`; returns the next number.
 pub(crate) fn push_placeholders(sql: &mut String, first: usize, count: usize) -> usize {
@@ -81,7 +81,7 @@ pub(crate) fn values_insert_sql(rows: usize) -> String {
     sql.push_str(
         " ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
          payload = excluded.payload, hash = excluded.hash, updated_at = excluded.updated_at, \
-         deleted_at = NULL, last_action = excluded.last_action",
+         deleted_at = NULL, pruned_at = NULL, last_action = excluded.last_action",
     );
     sql
 }
@@ -218,6 +218,7 @@ macro_rules! impl_sync_store {
                     deleted_at: row.try_get("deleted_at")?,
                     last_action: RecordAction::parse(&action)
                         .ok_or_else(|| corrupt_text("records.last_action", &action))?,
+                    pruned_at: row.try_get("pruned_at")?,
                     cursor: encode_cursor(updated_at, id),
                 })
             }
@@ -304,7 +305,7 @@ macro_rules! impl_sync_store {
                         " AS j WHERE true \
                          ON CONFLICT (connection_row_id, model, external_id) DO UPDATE SET \
                          payload = excluded.payload, hash = excluded.hash, \
-                         updated_at = excluded.updated_at, deleted_at = NULL, \
+                         updated_at = excluded.updated_at, deleted_at = NULL, pruned_at = NULL, \
                          last_action = 'UPDATED' WHERE records.hash <> excluded.hash \
                          OR records.deleted_at IS NOT NULL RETURNING last_action"
                     ))
@@ -1131,6 +1132,49 @@ macro_rules! impl_sync_store {
                     };
                     tx.commit().await?;
                     Ok(Some(action))
+                }
+
+                async fn prune_records(
+                    &self,
+                    env: EnvironmentId,
+                    connection: ConnectionRowId,
+                    model: &str,
+                    until_cursor: &str,
+                    limit: u32,
+                    now: i64,
+                ) -> Result<(u64, bool), StoreError> {
+                    let (until_at, until_id) =
+                        decode_cursor(until_cursor).ok_or(StoreError::InvalidCursor)?;
+                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                    if !Self::connection_in_env(&mut tx, env, connection).await? {
+                        return Err(StoreError::not_found("connection", connection.to_string()));
+                    }
+                    const UP_TO: &str = "connection_row_id = $1 AND model = $2 \
+                        AND pruned_at IS NULL AND updated_at <= $3 \
+                        AND (updated_at < $3 OR id <= $4)";
+                    let pruned = sqlx::query(&format!(
+                        "UPDATE records SET payload = '{{}}', pruned_at = $5 WHERE id IN \
+                         (SELECT id FROM records WHERE {UP_TO} ORDER BY updated_at, id LIMIT $6)"
+                    ))
+                    .bind(connection.0)
+                    .bind(model)
+                    .bind(until_at)
+                    .bind(until_id)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    let more: Option<i64> =
+                        sqlx::query_scalar(&format!("SELECT id FROM records WHERE {UP_TO} LIMIT 1"))
+                            .bind(connection.0)
+                            .bind(model)
+                            .bind(until_at)
+                            .bind(until_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    tx.commit().await?;
+                    Ok((pruned, more.is_some()))
                 }
 
                 async fn delete_back_record(

@@ -491,6 +491,20 @@ pub trait RecordStore: Send + Sync {
         record: &RecordWrite,
         now: i64,
     ) -> Result<Option<RecordAction>, StoreError>;
+    /// Empties the payloads of a model's records up to and including the keyset position of
+    /// `until_cursor` (oldest first, at most `limit` not pruned yet), keeping their metadata
+    /// and stamping `pruned_at = now`. Returns how many were pruned and whether unpruned ones
+    /// remain up to the cursor. [`StoreError::InvalidCursor`] for a cursor this store did not
+    /// issue; [`StoreError::NotFound`] if the connection is not in `env`.
+    async fn prune_records(
+        &self,
+        env: EnvironmentId,
+        connection: ConnectionRowId,
+        model: &str,
+        until_cursor: &str,
+        limit: u32,
+        now: i64,
+    ) -> Result<(u64, bool), StoreError>;
     /// Marks one record deleted; false if absent or already deleted.
     async fn delete_back_record(
         &self,

@@ -87,6 +87,7 @@ on_both!(
     written_back_records_follow_the_hash_rule,
     live_ids_are_listed_in_byte_order_for_reconciliation,
     a_page_of_nine_thousand_records_and_unknown_deletes_commits_whole,
+    pruning_empties_payloads_up_to_the_cursor_in_batches_and_a_change_restores_one,
 );
 
 const NOW: i64 = 1_700_000_000_000;
@@ -1451,4 +1452,94 @@ async fn a_page_of_nine_thousand_records_and_unknown_deletes_commits_whole(store
         })
         .count();
     assert_eq!(changed, 3_000);
+}
+
+async fn pruning_empties_payloads_up_to_the_cursor_in_batches_and_a_change_restores_one(
+    store: Arc<dyn Store>,
+) {
+    let (env, conn, sync, run) = running(&store).await;
+    let writes: Vec<RecordWrite> = (0..10).map(|i| record(&format!("p{i}"), 1)).collect();
+    store
+        .commit_page(&page(sync, run, &writes, &[], NOW))
+        .await
+        .expect("commit");
+    let listed = store
+        .list_records(env, conn, &all("Contact", 100))
+        .await
+        .expect("list");
+    let until = listed[5].cursor.clone();
+    let prune = |limit| {
+        let store = store.clone();
+        let until = until.clone();
+        async move {
+            store
+                .prune_records(env, conn, "Contact", &until, limit, NOW + 50)
+                .await
+                .expect("prune")
+        }
+    };
+    assert_eq!(prune(4).await, (4, true), "a batch, more to go");
+    assert_eq!(prune(100).await, (2, false), "the rest up to the cursor");
+    assert_eq!(prune(100).await, (0, false), "nothing left to prune");
+    let listed = store
+        .list_records(env, conn, &all("Contact", 100))
+        .await
+        .expect("list");
+    for (i, r) in listed.iter().enumerate() {
+        if i <= 5 {
+            assert_eq!(r.payload, json!({}), "{}", r.external_id);
+            assert_eq!(r.pruned_at, Some(NOW + 50));
+        } else {
+            assert_eq!(r.payload["name"], json!(format!("{} v1", r.external_id)));
+            assert_eq!(r.pruned_at, None);
+        }
+        assert_eq!(r.last_action, RecordAction::Added, "metadata kept");
+        assert_eq!(r.updated_at, listed[0].updated_at, "metadata kept");
+    }
+    // A changed record gets its payload back; one re-read unchanged stays pruned.
+    let changed = [
+        record(&listed[0].external_id, 2),
+        record(&listed[1].external_id, 1),
+    ];
+    let outcome = store
+        .commit_page(&page(sync, run, &changed, &[], NOW + 100))
+        .await
+        .expect("commit");
+    assert_eq!(outcome.updated, 1);
+    let by_id = |id: &str| {
+        let store = store.clone();
+        let id = id.to_string();
+        async move {
+            let mut query = all("Contact", 10);
+            query.ids = vec![id];
+            store
+                .list_records(env, conn, &query)
+                .await
+                .expect("list")
+                .remove(0)
+        }
+    };
+    let restored = by_id(&listed[0].external_id).await;
+    assert_eq!(restored.pruned_at, None);
+    assert_eq!(
+        restored.payload["name"],
+        json!(format!("{} v2", restored.external_id))
+    );
+    assert_eq!(
+        by_id(&listed[1].external_id).await.pruned_at,
+        Some(NOW + 50)
+    );
+    assert!(matches!(
+        store
+            .prune_records(env, conn, "Contact", "not-a-cursor", 10, NOW)
+            .await,
+        Err(StoreError::InvalidCursor)
+    ));
+    let (other_env, _) = connection(&store, "prod").await;
+    assert!(matches!(
+        store
+            .prune_records(other_env, conn, "Contact", &until, 10, NOW)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

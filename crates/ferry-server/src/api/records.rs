@@ -1,11 +1,12 @@
-//! `GET /records` (and `/records/`, the SDK's form): a connection's synced records of one model, keyset-paged by an opaque cursor, with Nango's filters and `_nango_metadata`.
+//! `GET /records` (and `/records/`, the SDK's form): a connection's synced records of one model, keyset-paged by an opaque cursor, with Nango's filters and `_nango_metadata`; `PATCH /records/prune`: their payloads emptied up to a cursor, metadata kept.
 
 use crate::api::auth::Env;
 use crate::app::AppState;
 use crate::error::ApiError;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, patch};
 use axum::{Json, Router};
 use ferry_store::{RecordAction, RecordQuery, StoreError, StoredRecord};
 use serde_json::{json, Map, Value};
@@ -25,6 +26,116 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/records", get(list))
         .route("/records/", get(list))
+        .route("/records/prune", patch(prune))
+}
+
+/// Records pruned per call when `limit` is absent.
+const DEFAULT_PRUNE_LIMIT: u32 = 1_000;
+
+/// The strict body of `PATCH /records/prune`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneBody {
+    model: String,
+    #[serde(default)]
+    variant: Option<String>,
+    until_cursor: String,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// The stored model key: `Model`, or `Model::variant` (`base` is no variant).
+fn model_key(model: String, variant: Option<&str>) -> Result<String, &'static str> {
+    if !valid_model(&model) {
+        return Err(
+            "must start with an uppercase letter and contain only letters, digits, _ and -",
+        );
+    }
+    match variant {
+        None | Some("") | Some("base") => Ok(model),
+        Some(v)
+            if v.len() <= 255
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            Ok(format!("{model}::{v}"))
+        }
+        Some(_) => Err("invalid variant"),
+    }
+}
+
+/// The connection named by the `Connection-Id` / `Provider-Config-Key` headers (checked by
+/// [`super::connection_headers`] first), or Nango's 400 `unknown_connection`.
+async fn header_connection(
+    state: &AppState,
+    env: &ferry_store::Environment,
+    (connection_id, key): (&str, &str),
+) -> Result<ferry_store::Connection, ApiError> {
+    state
+        .store
+        .get_connection(env.id, key, connection_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_connection",
+                "Provided ConnectionId and ProviderConfigKey does not match a valid connection",
+            )
+        })
+}
+
+/// `PATCH /records/prune`: empties the payloads of the model's records up to and including
+/// `until_cursor` (a record cursor from `GET /records`), `limit` at a time; `{count, has_more}`.
+async fn prune(
+    State(state): State<Arc<AppState>>,
+    Env(env): Env,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let named = super::connection_headers(&headers)?;
+    let body: PruneBody = super::json_body(&headers, &body)?;
+    let model = model_key(body.model, body.variant.as_deref()).map_err(|message| {
+        ApiError::invalid_body(
+            if message == "invalid variant" {
+                "variant"
+            } else {
+                "model"
+            },
+            message,
+        )
+    })?;
+    if body.until_cursor.is_empty() || body.until_cursor.len() > 1000 {
+        return Err(ApiError::invalid_body(
+            "until_cursor",
+            "a record cursor of 1 to 1000 characters",
+        ));
+    }
+    let limit = match body.limit {
+        None => DEFAULT_PRUNE_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::invalid_body(
+                "limit",
+                format!("must be an integer from 1 to {MAX_LIMIT}"),
+            ))
+        }
+    };
+    let connection = header_connection(&state, &env, named).await?;
+    let (count, has_more) = state
+        .store
+        .prune_records(
+            env.id,
+            connection.id,
+            &model,
+            &body.until_cursor,
+            limit,
+            state.clock.now_ms(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::InvalidCursor => ApiError::invalid_body("until_cursor", "invalid cursor"),
+            other => ApiError::from(other),
+        })?;
+    Ok(Json(json!({"count": count, "has_more": has_more})))
 }
 
 /// The validated query of a records call.
@@ -79,23 +190,16 @@ fn parse_params(raw: Option<&str>, now: i64) -> Result<RecordsParams, ApiError> 
         }
     }
     let model = model.ok_or_else(|| ApiError::invalid_query("model", "Required"))?;
-    if !valid_model(&model) {
-        return Err(ApiError::invalid_query(
-            "model",
-            "must start with an uppercase letter and contain only letters, digits, _ and -",
-        ));
-    }
-    let model = match variant.as_deref() {
-        None | Some("") | Some("base") => model,
-        Some(v)
-            if v.len() <= 255
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-        {
-            format!("{model}::{v}")
-        }
-        Some(_) => return Err(ApiError::invalid_query("variant", "invalid variant")),
-    };
+    let model = model_key(model, variant.as_deref()).map_err(|message| {
+        ApiError::invalid_query(
+            if message == "invalid variant" {
+                "variant"
+            } else {
+                "model"
+            },
+            message,
+        )
+    })?;
     let modified_after = match modified_after {
         None => None,
         Some((param, text)) => {
@@ -186,7 +290,7 @@ fn record_json(record: StoredRecord) -> Value {
             "last_modified_at": record_time(record.updated_at),
             "last_action": record.last_action.as_str(),
             "deleted_at": record.deleted_at.map(record_time),
-            "pruned_at": null,
+            "pruned_at": record.pruned_at.map(record_time),
             "cursor": record.cursor,
         }),
     );
@@ -199,18 +303,9 @@ async fn list(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (connection_id, key) = super::connection_headers(&headers)?;
+    let named = super::connection_headers(&headers)?;
     let mut params = parse_params(raw.as_deref(), state.clock.now_ms())?;
-    let connection = state
-        .store
-        .get_connection(env.id, key, connection_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_connection",
-                "Provided ConnectionId and ProviderConfigKey does not match a valid connection",
-            )
-        })?;
+    let connection = header_connection(&state, &env, named).await?;
     // One more than asked tells whether another page exists.
     let limit = params.query.limit;
     params.query.limit = limit + 1;
