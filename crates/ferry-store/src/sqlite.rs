@@ -38,7 +38,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Self::BUSY_TIMEOUT);
+            .busy_timeout(Self::BUSY_TIMEOUT)
+            // 16 KiB pages for a new database (an existing one keeps its own): a synced page of
+            // records dirties a few MB, and with 4 KiB pages writing them to the WAL at commit
+            // was a third of `commit_page`'s time (measured: 109k → 154k new records/s).
+            .pragma("page_size", "16384");
         if let Some(parent) = options.get_filename().parent() {
             if parent != Path::new("") {
                 std::fs::create_dir_all(parent).map_err(crate::StoreError::CreateDirectory)?;
