@@ -591,3 +591,52 @@ on_both_databases!(
     failure_backoff,
     a_failing_sync_is_retried_soon_once_then_at_its_frequency
 );
+
+async fn bulk_parent_fields_keep_their_types_like_rest(db: Db) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("syncs.yaml");
+    std::fs::write(
+        &path,
+        r#"
+syncs:
+  - name: contacts-sized
+    object: Contact
+    model: SizedContact
+    fields:
+      last_name: LastName
+      account_employees: Account.NumberOfEmployees
+      account_revenue: Account.AnnualRevenue
+      account_name: Account.Name
+"#,
+    )
+    .expect("write");
+    let mut s = SyncApp::start_with(db, |c| c.syncs_file = Some(path)).await;
+    s.settings.bulk_threshold = 1000;
+    s.seed("Account", 20, false).await;
+    s.seed("Contact", 1500, false).await;
+    let first = s.run("contacts-sized").await;
+    assert_eq!(first.error, None);
+    assert_eq!(first.mode, Some(LoadMode::Bulk));
+    let def = s
+        .app
+        .state
+        .syncs
+        .get("contacts-sized")
+        .expect("def")
+        .clone();
+    let stored = s.live_payloads("SizedContact").await;
+    assert!(
+        stored.values().any(|p| p["account_employees"].is_number()),
+        "a parent's number stays a number through Bulk CSV"
+    );
+    assert_eq!(stored, s.ground_truth(&def).await);
+    // A REST re-read of the same rows is no change.
+    s.advance_secs(30).await;
+    let again = s.run("contacts-sized").await;
+    assert_eq!(again.error, None);
+    assert_eq!((again.added, again.updated), (0, 0));
+}
+on_both_databases!(
+    bulk_parent_types,
+    bulk_parent_fields_keep_their_types_like_rest
+);

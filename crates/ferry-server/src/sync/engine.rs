@@ -215,6 +215,8 @@ struct Ctx<'a> {
     version: String,
     fields: Vec<String>,
     kinds_by_field: Vec<(String, ValueKind)>,
+    /// The object's describe (parent paths are typed from it for Bulk pages).
+    describe: ObjectDescribe,
     options: &'a RunOptions,
 }
 
@@ -493,6 +495,7 @@ async fn prepare<'a>(
             version,
             fields,
             kinds_by_field,
+            describe,
             options,
         },
         warnings,
@@ -911,11 +914,12 @@ async fn read_bulk(
         &job.id,
         ctx.settings.bulk_page_size,
     );
+    let kinds_by_field = bulk_kinds(ctx).await;
     let kinds_of = |headers: &[String]| -> Vec<ValueKind> {
         headers
             .iter()
             .map(|h| {
-                ctx.kinds_by_field
+                kinds_by_field
                     .iter()
                     .find(|(f, _)| f.eq_ignore_ascii_case(h))
                     .map(|(_, k)| *k)
@@ -958,6 +962,54 @@ async fn read_bulk(
     }
     let _ = bulk::delete_job(&ctx.transport, &ctx.version, &job.id).await;
     Ok(())
+}
+
+/// The value kind of each selected path for Bulk CSV cells: the object's own fields as the
+/// run's describe says, and parent paths (`Account.NumberOfEmployees`) as the parent objects'
+/// describes say (one call per parent object, in Bulk runs only), so a cell becomes the JSON
+/// value REST would have returned and a later REST read of the same row hashes the same. A
+/// parent that cannot be described leaves its paths as text.
+async fn bulk_kinds(ctx: &Ctx<'_>) -> Vec<(String, ValueKind)> {
+    let mut parents: std::collections::HashMap<String, Option<ObjectDescribe>> =
+        std::collections::HashMap::new();
+    let mut kinds = ctx.kinds_by_field.clone();
+    for (path, kind) in kinds.iter_mut() {
+        let segments: Vec<&str> = path.split('.').collect();
+        let Some((field, relationships)) = segments.split_last() else {
+            continue;
+        };
+        if relationships.is_empty() {
+            continue;
+        }
+        let mut object: Option<String> = None;
+        for relationship in relationships {
+            let reference = match &object {
+                None => ctx.describe.relationship(relationship),
+                Some(name) => parents
+                    .get(name)
+                    .and_then(Option::as_ref)
+                    .and_then(|d| d.relationship(relationship)),
+            };
+            let Some(target) = reference.and_then(|f| f.reference_to.first()).cloned() else {
+                object = None;
+                break;
+            };
+            if !parents.contains_key(&target) {
+                let described = data::describe(&ctx.transport, &ctx.version, &target).await;
+                if let Err(e) = &described {
+                    tracing::warn!(object = %target, error = %e, "cannot describe a parent object; its fields stay text in Bulk pages");
+                }
+                parents.insert(target.clone(), described.ok());
+            }
+            object = Some(target);
+        }
+        if let Some(described) = object.and_then(|o| parents.get(&o).cloned().flatten()) {
+            if let Some(f) = described.field(field) {
+                *kind = ValueKind::of_describe_type(&f.field_type);
+            }
+        }
+    }
+    kinds
 }
 
 /// Deletions since the last run: `getDeleted`, or `queryAll … IsDeleted = true` where the org
