@@ -44,12 +44,14 @@ struct PruneBody {
     limit: Option<u32>,
 }
 
-/// The stored model key: `Model`, or `Model::variant` (`base` is no variant).
-fn model_key(model: String, variant: Option<&str>) -> Result<String, &'static str> {
+/// The stored model key: `Model`, or `Model::variant` (`base` is no variant); else the field at
+/// fault and why.
+fn model_key(model: String, variant: Option<&str>) -> Result<String, (&'static str, &'static str)> {
     if !valid_model(&model) {
-        return Err(
+        return Err((
+            "model",
             "must start with an uppercase letter and contain only letters, digits, _ and -",
-        );
+        ));
     }
     match variant {
         None | Some("") | Some("base") => Ok(model),
@@ -60,7 +62,7 @@ fn model_key(model: String, variant: Option<&str>) -> Result<String, &'static st
         {
             Ok(format!("{model}::{v}"))
         }
-        Some(_) => Err("invalid variant"),
+        Some(_) => Err(("variant", "invalid variant")),
     }
 }
 
@@ -93,16 +95,8 @@ async fn prune(
 ) -> Result<Json<Value>, ApiError> {
     let named = super::connection_headers(&headers)?;
     let body: PruneBody = super::json_body(&headers, &body)?;
-    let model = model_key(body.model, body.variant.as_deref()).map_err(|message| {
-        ApiError::invalid_body(
-            if message == "invalid variant" {
-                "variant"
-            } else {
-                "model"
-            },
-            message,
-        )
-    })?;
+    let model = model_key(body.model, body.variant.as_deref())
+        .map_err(|(field, message)| ApiError::invalid_body(field, message))?;
     if body.until_cursor.is_empty() || body.until_cursor.len() > 1000 {
         return Err(ApiError::invalid_body(
             "until_cursor",
@@ -190,16 +184,8 @@ fn parse_params(raw: Option<&str>, now: i64) -> Result<RecordsParams, ApiError> 
         }
     }
     let model = model.ok_or_else(|| ApiError::invalid_query("model", "Required"))?;
-    let model = model_key(model, variant.as_deref()).map_err(|message| {
-        ApiError::invalid_query(
-            if message == "invalid variant" {
-                "variant"
-            } else {
-                "model"
-            },
-            message,
-        )
-    })?;
+    let model = model_key(model, variant.as_deref())
+        .map_err(|(field, message)| ApiError::invalid_query(field, message))?;
     let modified_after = match modified_after {
         None => None,
         Some((param, text)) => {
