@@ -22,10 +22,9 @@ pub struct Target {
     pub connection: Connection,
     /// Its decrypted credentials.
     pub credentials: Credentials,
-    /// `instance_url` without a trailing slash, already checked against the allowed hosts.
-    pub instance_url: String,
-    /// `instance_url` parsed once: a call's URL is this with the path and query set, which
-    /// spares parsing the scheme and host (IDNA for real hosts) on every call.
+    /// `instance_url` (checked against the allowed hosts) parsed once: a call's URL is this with
+    /// the path and query set, which spares parsing the scheme and host (IDNA for real hosts)
+    /// on every call.
     pub base_url: reqwest::Url,
     /// The org, when known.
     pub org_id: Option<String>,
@@ -53,13 +52,10 @@ impl Target {
             integration,
             connection,
             credentials,
-            instance_url,
             resolved_at: state.clock.now_ms(),
         })
     }
-}
 
-impl Target {
     /// The upstream URL of `path_and_query` (`/services/…?q=…`): the same URL as parsing
     /// `instance_url` followed by it.
     pub fn url_for(&self, path_and_query: &str) -> reqwest::Url {
