@@ -179,6 +179,16 @@ pub struct RecordWrite {
     pub payload_text: Option<String>,
 }
 
+impl RecordWrite {
+    /// The payload's compact JSON text: the caller's, or serialized now.
+    pub(crate) fn payload_json(&self) -> std::borrow::Cow<'_, str> {
+        match &self.payload_text {
+            Some(text) => std::borrow::Cow::Borrowed(text),
+            None => std::borrow::Cow::Owned(self.payload.to_string()),
+        }
+    }
+}
+
 /// One page of a run, committed atomically with the checkpoint by `commit_page`.
 #[derive(Debug, Clone, Copy)]
 pub struct PageCommit<'a> {

@@ -283,12 +283,9 @@ macro_rules! impl_sync_store {
                     if writes.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let rows: Vec<(&str, String, &str)> = writes
+                    let rows: Vec<(&str, std::borrow::Cow<'_, str>, &str)> = writes
                         .iter()
-                        .map(|w| {
-                            let text = w.payload_text.clone().unwrap_or_else(|| json_text(&w.payload));
-                            (w.external_id.as_str(), text, w.hash.as_str())
-                        })
+                        .map(|w| (w.external_id.as_str(), w.payload_json(), w.hash.as_str()))
                         .collect();
                     let rows = serde_json::to_string(&rows).map_err(|source| {
                         StoreError::Corrupt { column: "records.payload", source }
@@ -396,12 +393,8 @@ macro_rules! impl_sync_store {
                             query = query
                                 .bind(connection)
                                 .bind(model)
-                                .bind(w.external_id.as_str());
-                            query = match &w.payload_text {
-                                Some(text) => query.bind(text.as_str()),
-                                None => query.bind(json_text(&w.payload)),
-                            };
-                            query = query
+                                .bind(w.external_id.as_str())
+                                .bind(w.payload_json())
                                 .bind(w.hash.as_str())
                                 .bind(stamp)
                                 .bind(stamp)
