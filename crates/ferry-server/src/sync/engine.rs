@@ -214,8 +214,7 @@ struct Ctx<'a> {
     transport: ConnectionTransport,
     version: String,
     fields: Vec<String>,
-    kinds_by_field: Vec<(String, ValueKind)>,
-    /// The object's describe (parent paths are typed from it for Bulk pages).
+    /// The object's describe (Bulk pages type their columns from it).
     describe: ObjectDescribe,
     options: &'a RunOptions,
 }
@@ -472,16 +471,6 @@ async fn prepare<'a>(
     let version = ferry_salesforce::transport::latest_version(&transport).await?;
     let describe = data::describe(&transport, &version, &def.object).await?;
     let (fields, warnings) = usable_fields(def, &describe);
-    let kinds_by_field = fields
-        .iter()
-        .map(|f| {
-            let kind = describe
-                .field(f)
-                .map(|d| ValueKind::of_describe_type(&d.field_type))
-                .unwrap_or(ValueKind::Text);
-            (f.clone(), kind)
-        })
-        .collect();
     Ok((
         Ctx {
             state,
@@ -494,7 +483,6 @@ async fn prepare<'a>(
             transport,
             version,
             fields,
-            kinds_by_field,
             describe,
             options,
         },
@@ -650,35 +638,17 @@ fn writes_of(
     checkpoint: &mut Checkpoint,
     records: &[Value],
 ) -> Result<Vec<RecordWrite>, SyncError> {
-    let mut writes = Vec::with_capacity(records.len());
-    for record in records {
-        let Some(id) = record.get("Id").and_then(Value::as_str) else {
-            return Err(SyncError::Other("a record came back without its Id".into()));
-        };
-        let Some(stamp) = record
-            .get("SystemModstamp")
-            .and_then(Value::as_str)
-            .and_then(data::parse_datetime)
-        else {
-            return Err(SyncError::Other(format!(
-                "record {id} came back without a readable SystemModstamp"
-            )));
-        };
-        checkpoint.advance(stamp, id);
-        writes.push(record_write(id, def.map_record(record)));
-    }
-    Ok(writes)
-}
-
-/// A mapped record ready for the store: hashed and serialized here, on the mapping thread,
-/// so the page's transaction does not serialize it.
-fn record_write(id: &str, payload: Value) -> RecordWrite {
-    RecordWrite {
-        external_id: id.to_string(),
-        hash: SyncDefinition::hash(&payload),
-        payload_text: Some(payload.to_string()),
-        payload,
-    }
+    records
+        .iter()
+        .map(|record| {
+            checked_write(
+                checkpoint,
+                record.get("Id").and_then(Value::as_str),
+                record.get("SystemModstamp").and_then(Value::as_str),
+                || def.map_record(record),
+            )
+        })
+        .collect()
 }
 
 /// [`writes_of`] for Bulk CSV rows mapped straight to the model by `plan`.
@@ -687,21 +657,44 @@ fn csv_writes_of(
     checkpoint: &mut Checkpoint,
     rows: &[csv::StringRecord],
 ) -> Result<Vec<RecordWrite>, SyncError> {
-    let mut writes = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id = plan.id(row);
-        if id.is_empty() {
-            return Err(SyncError::Other("a record came back without its Id".into()));
-        }
-        let Some(stamp) = plan.stamp(row).as_str().and_then(data::parse_datetime) else {
-            return Err(SyncError::Other(format!(
-                "record {id} came back without a readable SystemModstamp"
-            )));
-        };
-        checkpoint.advance(stamp, id);
-        writes.push(record_write(id, plan.map(row)));
-    }
-    Ok(writes)
+    rows.iter()
+        .map(|row| {
+            let stamp = plan.stamp(row);
+            checked_write(
+                checkpoint,
+                Some(plan.id(row)).filter(|id| !id.is_empty()),
+                stamp.as_str(),
+                || plan.map(row),
+            )
+        })
+        .collect()
+}
+
+/// One read record as a write for the store: its `Id` and `SystemModstamp` checked, the keyset
+/// position moved past it, the model JSON hashed and serialized here (on the mapping thread,
+/// so the page's transaction does not do it).
+fn checked_write(
+    checkpoint: &mut Checkpoint,
+    id: Option<&str>,
+    stamp: Option<&str>,
+    payload: impl FnOnce() -> Value,
+) -> Result<RecordWrite, SyncError> {
+    let Some(id) = id else {
+        return Err(SyncError::Other("a record came back without its Id".into()));
+    };
+    let Some(stamp) = stamp.and_then(data::parse_datetime) else {
+        return Err(SyncError::Other(format!(
+            "record {id} came back without a readable SystemModstamp"
+        )));
+    };
+    checkpoint.advance(stamp, id);
+    let payload = payload();
+    Ok(RecordWrite {
+        external_id: id.to_string(),
+        hash: SyncDefinition::hash(&payload),
+        payload_text: Some(payload.to_string()),
+        payload,
+    })
 }
 
 /// One page as read, before it is mapped.
@@ -968,29 +961,21 @@ async fn read_bulk(
 /// run's describe says, and parent paths (`Account.NumberOfEmployees`) as the parent objects'
 /// describes say (one call per parent object, in Bulk runs only), so a cell becomes the JSON
 /// value REST would have returned and a later REST read of the same row hashes the same. A
-/// parent that cannot be described leaves its paths as text.
+/// path that cannot be resolved (a parent that cannot be described) stays text.
 async fn bulk_kinds(ctx: &Ctx<'_>) -> Vec<(String, ValueKind)> {
     let mut parents: std::collections::HashMap<String, Option<ObjectDescribe>> =
         std::collections::HashMap::new();
-    let mut kinds = ctx.kinds_by_field.clone();
-    for (path, kind) in kinds.iter_mut() {
+    let mut kinds = Vec::with_capacity(ctx.fields.len());
+    for path in &ctx.fields {
         let segments: Vec<&str> = path.split('.').collect();
-        let Some((field, relationships)) = segments.split_last() else {
-            continue;
-        };
-        if relationships.is_empty() {
-            continue;
-        }
-        let mut object: Option<String> = None;
+        let (field, relationships) = segments.split_last().unwrap_or((&"", &[]));
+        let mut object = Some(&ctx.describe);
         for relationship in relationships {
-            let reference = match &object {
-                None => ctx.describe.relationship(relationship),
-                Some(name) => parents
-                    .get(name)
-                    .and_then(Option::as_ref)
-                    .and_then(|d| d.relationship(relationship)),
-            };
-            let Some(target) = reference.and_then(|f| f.reference_to.first()).cloned() else {
+            let Some(target) = object
+                .and_then(|d| d.relationship(relationship))
+                .and_then(|f| f.reference_to.first())
+                .cloned()
+            else {
                 object = None;
                 break;
             };
@@ -1001,13 +986,13 @@ async fn bulk_kinds(ctx: &Ctx<'_>) -> Vec<(String, ValueKind)> {
                 }
                 parents.insert(target.clone(), described.ok());
             }
-            object = Some(target);
+            object = parents.get(&target).and_then(Option::as_ref);
         }
-        if let Some(described) = object.and_then(|o| parents.get(&o).cloned().flatten()) {
-            if let Some(f) = described.field(field) {
-                *kind = ValueKind::of_describe_type(&f.field_type);
-            }
-        }
+        let kind = object
+            .and_then(|d| d.field(field))
+            .map(|f| ValueKind::of_describe_type(&f.field_type))
+            .unwrap_or(ValueKind::Text);
+        kinds.push((path.clone(), kind));
     }
     kinds
 }
