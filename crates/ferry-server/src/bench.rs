@@ -62,6 +62,18 @@ pub fn cpu_time(pid: Option<u32>) -> std::time::Duration {
     std::time::Duration::from_millis(ticks.unwrap_or(0) * 1000 / TICKS_PER_SEC)
 }
 
+/// Sends `request` and fails with `what` and the answer's text unless it succeeded.
+pub async fn send_ok(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let resp = request.send().await?;
+    if !resp.status().is_success() {
+        anyhow::bail!("{what}: {} {}", resp.status(), resp.text().await?);
+    }
+    Ok(resp)
+}
+
 /// A free local TCP port.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -109,18 +121,16 @@ pub async fn connect_bench_org(
     secret: &str,
     minted: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let resp = http
+    send_ok(
+        http
         .post(format!("{ferry_url}/integrations"))
         .bearer_auth(secret)
-        .json(&serde_json::json!({"provider": "salesforce", "unique_key": "salesforce", "credentials": {"type": "OAUTH2", "client_id": "ferry-demo-client", "client_secret": "ferry-demo-secret", "scopes": "api,refresh_token"}}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "integration: {}",
-        resp.text().await?
-    );
-    let resp = http
+        .json(&serde_json::json!({"provider": "salesforce", "unique_key": "salesforce", "credentials": {"type": "OAUTH2", "client_id": "ferry-demo-client", "client_secret": "ferry-demo-secret", "scopes": "api,refresh_token"}})),
+        "integration",
+    )
+    .await?;
+    send_ok(
+        http
         .post(format!("{ferry_url}/connections"))
         .bearer_auth(secret)
         .json(&serde_json::json!({
@@ -128,10 +138,10 @@ pub async fn connect_bench_org(
             "provider_config_key": "salesforce",
             "connection_config": {"instance_url": minted["instance_url"], "org_id": minted["org_id"]},
             "credentials": {"type": "OAUTH2", "access_token": minted["access_token"], "refresh_token": minted["refresh_token"]},
-        }))
-        .send()
-        .await?;
-    anyhow::ensure!(resp.status().is_success(), "import: {}", resp.text().await?);
+        })),
+        "import",
+    )
+    .await?;
     Ok(())
 }
 
@@ -211,12 +221,12 @@ impl EmulatorChild {
         http: &reqwest::Client,
         counts: serde_json::Value,
     ) -> anyhow::Result<()> {
-        let resp = http
-            .post(format!("{}/__emulator/orgs/Acme/seed", self.url()))
-            .json(&serde_json::json!({ "counts": counts }))
-            .send()
-            .await?;
-        anyhow::ensure!(resp.status().is_success(), "seed: {}", resp.text().await?);
+        send_ok(
+            http.post(format!("{}/__emulator/orgs/Acme/seed", self.url()))
+                .json(&serde_json::json!({ "counts": counts })),
+            "seed",
+        )
+        .await?;
         Ok(())
     }
 
@@ -259,16 +269,12 @@ pub async fn emulator(args: EmulatorBenchArgs) -> anyhow::Result<()> {
 
     // Seeding, through the admin API as a user would call it.
     let started = Instant::now();
-    let resp = http
-        .post(format!("{admin}/orgs/Acme/seed"))
-        .json(&serde_json::json!({"counts": {"Contact": args.contacts}}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "seed failed: {}",
-        resp.text().await?
-    );
+    send_ok(
+        http.post(format!("{admin}/orgs/Acme/seed"))
+            .json(&serde_json::json!({"counts": {"Contact": args.contacts}})),
+        "seed failed",
+    )
+    .await?;
     let seed_secs = started.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
 

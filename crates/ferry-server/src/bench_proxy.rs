@@ -201,18 +201,13 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
         .to_string();
     let path = format!("/services/data/v59.0/sobjects/Account/{account}");
     if args.upstream_latency_ms > 0 {
-        let added = http
-            .post(format!("{admin}/faults"))
-            .json(
+        crate::bench::send_ok(
+            http.post(format!("{admin}/faults")).json(
                 &json!({"path_prefix": "/services/data/", "latency_ms": args.upstream_latency_ms}),
-            )
-            .send()
-            .await?;
-        anyhow::ensure!(
-            added.status().is_success(),
-            "latency: {}",
-            added.text().await?
-        );
+            ),
+            "latency",
+        )
+        .await?;
     }
     let direct_url = format!("{instance}{path}");
     let proxy_url = format!("{ferry_url}/proxy{path}");

@@ -177,15 +177,11 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hook_url = format!("http://{}/hook", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, receiver).await });
-    let resp = api(reqwest::Method::PATCH, "/ferry/environment")
-        .json(&json!({"webhook_url": hook_url}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "webhook url: {}",
-        resp.text().await?
-    );
+    crate::bench::send_ok(
+        api(reqwest::Method::PATCH, "/ferry/environment").json(&json!({"webhook_url": hook_url})),
+        "webhook url",
+    )
+    .await?;
     while crate::webhooks::run_one(&state).await? != crate::webhooks::Outcome::Idle {}
     while rx.try_recv().is_ok() {}
     let mut ids = Vec::new();

@@ -59,32 +59,29 @@ impl SyncDefinition {
     /// and [`Self::map_record`].
     pub fn csv_plan(&self, headers: &[String], kinds: &[ValueKind]) -> Option<CsvPlan> {
         let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let kind_at = |i: usize| kinds.get(i).copied().unwrap_or(ValueKind::Text);
+        let nested = |name: &str| {
+            let prefix = format!("{name}.");
+            headers.iter().any(|h| {
+                h.len() > prefix.len()
+                    && h.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+            })
+        };
         let mut fields = Vec::with_capacity(self.fields.len());
         for f in &self.fields {
             let source = match column(&f.sf_field) {
-                Some(i) => Some((i, kinds.get(i).copied().unwrap_or(ValueKind::Text))),
-                None => {
-                    let prefix = format!("{}.", f.sf_field);
-                    let nested = headers.iter().any(|h| {
-                        h.len() > prefix.len()
-                            && h.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-                    });
-                    if nested {
-                        return None;
-                    }
-                    None
-                }
+                Some(i) => Some((i, kind_at(i))),
+                None if nested(&f.sf_field) => return None,
+                None => None,
             };
             fields.push((f.model_field.clone(), source));
         }
+        let stamp = column("SystemModstamp")?;
         Some(CsvPlan {
             fields,
             id: column("Id")?,
-            stamp: column("SystemModstamp")?,
-            stamp_kind: kinds
-                .get(column("SystemModstamp")?)
-                .copied()
-                .unwrap_or(ValueKind::Text),
+            stamp,
+            stamp_kind: kind_at(stamp),
         })
     }
 
