@@ -91,6 +91,13 @@ where
     secret.expose_secret().serialize(serializer)
 }
 
+/// Whether two byte strings are equal, in time that depends only on their lengths (for secrets
+/// and their digests: keys, signatures, cookie bindings).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,20 +68,26 @@ impl TokenResponse {
             .is_some_and(|s| s.split_whitespace().any(|x| x == scope))
     }
 
-    /// Checks `signature` against the client secret; a response without one is not checked
-    /// (Salesforce always sends it, but imported credentials may lack it).
+    /// Checks `signature` against the client secret, in constant time. Salesforce signs every
+    /// code-exchange and refresh answer, so one without a signature (or `issued_at`) is refused
+    /// rather than waved through.
     pub fn verify_signature(&self, client_secret: &str) -> Result<(), OAuthError> {
         let (Some(signature), Some(issued_at)) = (&self.signature, &self.issued_at) else {
-            return Ok(());
+            return Err(OAuthError::Invalid(
+                "token response carries no signature; Salesforce signs every token answer".into(),
+            ));
         };
-        let expected = sign(client_secret, &self.id, issued_at);
-        if &expected == signature {
-            Ok(())
-        } else {
-            Err(OAuthError::Invalid(
-                "token response signature does not match the client secret".into(),
-            ))
-        }
+        let mismatch = || {
+            OAuthError::Invalid("token response signature does not match the client secret".into())
+        };
+        let claimed = base64::engine::general_purpose::STANDARD
+            .decode(signature)
+            .map_err(|_| mismatch())?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(client_secret.as_bytes()).map_err(|_| mismatch())?;
+        mac.update(self.id.as_bytes());
+        mac.update(issued_at.as_bytes());
+        mac.verify_slice(&claimed).map_err(|_| mismatch())
     }
 }
 
@@ -373,6 +379,42 @@ impl OAuthClient {
     }
 }
 
+/// Asks the org who an access token belongs to: `GET {instance_url}/services/oauth2/userinfo`.
+/// Salesforce answers for the token's own org and user, so the answer can be trusted where a
+/// caller's claim cannot (an imported connection's `org_id`).
+pub async fn userinfo(
+    http: &reqwest::Client,
+    instance_url: &str,
+    access_token: &str,
+) -> Result<Identity, OAuthError> {
+    let resp = http
+        .get(format!(
+            "{}/services/oauth2/userinfo",
+            instance_url.trim_end_matches('/')
+        ))
+        .bearer_auth(access_token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| OAuthError::Network(e.without_url().to_string()))?;
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    if status != 200 {
+        return Err(rejection(status, &body));
+    }
+    let field = |name: &str| body.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    match (field("organization_id"), field("user_id")) {
+        (Some(org_id), Some(user_id))
+            if org_id.starts_with("00D") && user_id.starts_with("005") =>
+        {
+            Ok(Identity { org_id, user_id })
+        }
+        _ => Err(OAuthError::Invalid(
+            "userinfo names no organization and user".into(),
+        )),
+    }
+}
+
 fn rejection(status: u16, body: &serde_json::Value) -> OAuthError {
     match (
         body.get("error").and_then(|e| e.as_str()),
@@ -390,6 +432,36 @@ fn rejection(status: u16, body: &serde_json::Value) -> OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(signature: Option<&str>) -> TokenResponse {
+        TokenResponse {
+            access_token: "00D!x".into(),
+            refresh_token: None,
+            signature: signature.map(str::to_string),
+            scope: None,
+            id_token: None,
+            instance_url: "https://acme.my.salesforce.com".into(),
+            id: "https://login.salesforce.com/id/00Dd0000000dsWLEAY/005d0000000b8kWAAQ".into(),
+            token_type: None,
+            issued_at: Some("1332093834282".into()),
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_token_answer_must_carry_the_right_signature() {
+        let secret = "some consumer secret";
+        let good = sign(secret, &answer(None).id, "1332093834282");
+        assert!(answer(Some(&good)).verify_signature(secret).is_ok());
+        assert!(answer(None).verify_signature(secret).is_err(), "absent");
+        assert!(answer(Some(&good)).verify_signature("other").is_err());
+        assert!(answer(Some("not base64!"))
+            .verify_signature(secret)
+            .is_err());
+        let mut tampered = answer(Some(&good));
+        tampered.id = tampered.id.replace("005d", "005e");
+        assert!(tampered.verify_signature(secret).is_err());
+    }
 
     #[test]
     fn signature_matches_the_known_answer_vector() {
