@@ -29,7 +29,7 @@ pub struct AppState {
     pub public_url: String,
     /// The outbound HTTP client (Salesforce).
     pub http: reqwest::Client,
-    /// Environments by secret key (they change only through `ferry keys`).
+    /// Environments by the hash of their secret key (they change only through `ferry keys`).
     environments: RwLock<HashMap<String, Environment>>,
     /// Browser WebSocket clients waiting for an OAuth outcome.
     pub ws: crate::ws::WsHub,
@@ -94,9 +94,17 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// The environment a secret key belongs to.
+    /// The environment a secret key belongs to (looked up by the key's hash, which is all the
+    /// database holds, then compared in constant time).
     pub fn environment_by_key(&self, key: &str) -> Option<Environment> {
-        self.environments.read().get(key).cloned()
+        let hash = crate::sealing::secret_key_hash(key);
+        self.environments
+            .read()
+            .get(&hash)
+            .filter(|e| {
+                ferry_core::secret::constant_time_eq(e.secret_key_hash.as_bytes(), hash.as_bytes())
+            })
+            .cloned()
     }
 
     /// An environment by id.
@@ -172,16 +180,14 @@ impl Application {
         )?);
         let mut environments = HashMap::new();
         for name in ENVIRONMENTS {
-            let env = store
-                .ensure_environment(
-                    name,
-                    &uuid::Uuid::new_v4().to_string(),
-                    &random_hex(32),
-                    crate::api::now_ms(),
-                )
-                .await?;
-            environments.insert(env.secret_key.clone(), env);
+            let env =
+                crate::sealing::ensure_environment(&*store, &vault, name, crate::api::now_ms())
+                    .await?;
+            environments.insert(env.secret_key_hash.clone(), env);
         }
+        crate::sealing::bind_all(&*store, &vault)
+            .await
+            .context("binding sealed values to their rows")?;
         let listener = TcpListener::bind(SocketAddr::new(config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
@@ -263,6 +269,10 @@ impl Application {
                 self.state.clone(),
                 self.shutdown.clone(),
             ));
+            tokio::spawn(crate::purge::worker(
+                self.state.clone(),
+                self.shutdown.clone(),
+            ));
             for _ in 0..crate::actions::worker::WORKERS {
                 tokio::spawn(crate::actions::worker::worker(
                     self.state.clone(),
@@ -277,10 +287,8 @@ impl Application {
             }
         }
         let router = crate::api::router(self.state.clone());
-        let token = self.shutdown.clone();
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await?;
+        let limits = self.state.config.limits;
+        crate::serve::serve(self.listener, router, limits, self.shutdown.clone()).await?;
         let _ = oplog_writer.await;
         Ok(())
     }

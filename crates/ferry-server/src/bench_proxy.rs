@@ -174,14 +174,17 @@ pub async fn proxy(args: ProxyBenchArgs) -> anyhow::Result<()> {
     };
 
     // The dev environment's secret key, read from the store Ferry created.
-    let (store, _) = crate::app::open_store(&Config::for_tests(&db, key, hosts)).await?;
-    let secret = store
+    let (store, vault) = crate::app::open_store(&Config::for_tests(&db, key, hosts)).await?;
+    let dev = store
         .list_environments()
         .await?
         .into_iter()
         .find(|e| e.name == "dev")
-        .context("no dev environment")?
-        .secret_key;
+        .context("no dev environment")?;
+    let secret = crate::sealing::open_secret_key(&vault, &dev)
+        .context("the dev secret key")?
+        .expose_secret()
+        .to_string();
     store.close().await;
     crate::bench::connect_bench_org(&http, &ferry_url, &secret, &minted).await?;
 

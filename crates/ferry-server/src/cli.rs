@@ -209,9 +209,16 @@ async fn serve(args: crate::config::ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn keys_show(args: crate::config::ServerArgs) -> anyhow::Result<()> {
-    let (store, _) = crate::app::open_store(&args.config()?).await?;
+    let (store, vault) = crate::app::open_store(&args.config()?).await?;
     for env in store.list_environments().await? {
-        println!("{:<6} secret key {}", env.name, env.secret_key);
+        // The key is stored sealed: showing it takes the encryption key, not just the database.
+        match crate::sealing::open_secret_key(&vault, &env) {
+            Some(key) => println!("{:<6} secret key {}", env.name, key.expose_secret()),
+            None => println!(
+                "{:<6} secret key (not yet sealed; start `ferry serve` once)",
+                env.name
+            ),
+        }
     }
     Ok(())
 }

@@ -46,6 +46,59 @@ pub struct ServerArgs {
     /// Operation-log entries buffered in memory before new ones are dropped (and counted).
     #[arg(long, env = "FERRY_OPERATION_LOG_BUFFER", default_value_t = UpstreamConfig::default().operation_log_buffer)]
     pub operation_log_buffer: usize,
+    /// Timeouts, caps and body limits of Ferry's own HTTP server.
+    #[command(flatten)]
+    pub limits: ServerLimits,
+}
+
+/// What one client can hold of Ferry's HTTP server: how long it may take to send headers, how
+/// long a request may run, how many connections and WebSockets there are at most, how large a
+/// body may be. Defaults suit a public deployment; every value has a flag and a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct ServerLimits {
+    /// Milliseconds a connection has to send a request's headers; an idle keep-alive connection
+    /// is closed after the same time.
+    #[arg(long, env = "FERRY_HEADER_TIMEOUT_MS", default_value_t = LIMITS.header_timeout_ms)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds an API request may take (the proxy keeps its upstream timeouts instead).
+    #[arg(long, env = "FERRY_REQUEST_TIMEOUT_MS", default_value_t = LIMITS.request_timeout_ms)]
+    pub request_timeout_ms: u64,
+    /// Connections served at once; more are closed as they arrive.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = LIMITS.max_connections)]
+    pub max_connections: usize,
+    /// Largest request body of the API routes, in bytes.
+    #[arg(long, env = "FERRY_MAX_BODY_BYTES", default_value_t = LIMITS.api_body_bytes)]
+    pub api_body_bytes: usize,
+    /// Largest request body the proxy forwards, in bytes.
+    #[arg(long, env = "FERRY_PROXY_MAX_BODY_BYTES", default_value_t = LIMITS.proxy_body_bytes)]
+    pub proxy_body_bytes: usize,
+    /// Open WebSockets (the `@nangohq/frontend` channel) at most.
+    #[arg(long, env = "FERRY_WS_MAX", default_value_t = LIMITS.ws_max)]
+    pub ws_max: usize,
+    /// Milliseconds a WebSocket may stay open before a connect flow claims it.
+    #[arg(long, env = "FERRY_WS_UNCLAIMED_MS", default_value_t = LIMITS.ws_unclaimed_ms)]
+    pub ws_unclaimed_ms: u64,
+    /// Milliseconds a claimed WebSocket stays open waiting for its flow's outcome.
+    #[arg(long, env = "FERRY_WS_IDLE_MS", default_value_t = LIMITS.ws_idle_ms)]
+    pub ws_idle_ms: u64,
+}
+
+/// The default [`ServerLimits`].
+pub const LIMITS: ServerLimits = ServerLimits {
+    header_timeout_ms: 10_000,
+    request_timeout_ms: 60_000,
+    max_connections: 4_096,
+    api_body_bytes: 10 * 1024 * 1024,
+    proxy_body_bytes: 256 * 1024 * 1024,
+    ws_max: 1_000,
+    ws_unclaimed_ms: 30_000,
+    ws_idle_ms: 15 * 60 * 1000,
+};
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        LIMITS
+    }
 }
 
 /// How Ferry calls Salesforce: timeouts, per-org cap, operation-log buffer, target cache.
@@ -103,6 +156,8 @@ pub struct Config {
     pub sync: crate::sync::SyncSettings,
     /// Upstream timeouts, per-org cap, operation-log buffer.
     pub upstream: UpstreamConfig,
+    /// Timeouts, caps and body limits of Ferry's own HTTP server.
+    pub limits: ServerLimits,
 }
 
 impl Config {
@@ -121,6 +176,7 @@ impl Config {
             syncs_file: None,
             sync: Default::default(),
             upstream: UpstreamConfig::default(),
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -202,6 +258,7 @@ impl ServerArgs {
                 operation_log_buffer: self.operation_log_buffer.max(1),
                 ..UpstreamConfig::default()
             },
+            limits: self.limits,
         })
     }
 }

@@ -4,9 +4,12 @@ use crate::api::{iso_offset, iso_z, now_ms};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::providers::{provider, HostMap};
+use crate::sealing;
 use ferry_core::ids::SalesforceHostname;
 use ferry_salesforce::oauth::{OAuthClient, TokenResponse};
-use ferry_store::{Connection, Integration, NewConnection};
+use ferry_store::{
+    CipherRef, Connection, ConnectionRowId, EnvironmentId, Integration, NewConnection,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -37,23 +40,43 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The AAD naming what a credentials ciphertext is.
-pub const CREDENTIALS_AAD: &[u8] = b"connection-credentials";
-
-/// Seals credentials for storage.
-pub fn seal(state: &AppState, credentials: &Credentials) -> Result<Vec<u8>, ApiError> {
+/// Seals credentials for the connection row `id` of `environment` (bound to that row).
+pub fn seal(
+    state: &AppState,
+    environment: EnvironmentId,
+    id: ConnectionRowId,
+    credentials: &Credentials,
+) -> Result<Vec<u8>, ApiError> {
     let bytes = serde_json::to_vec(credentials).map_err(ApiError::internal)?;
     state
         .vault
-        .encrypt(&bytes, CREDENTIALS_AAD)
+        .encrypt(
+            &bytes,
+            &sealing::aad(&CipherRef::ConnectionCredentials(id), environment),
+        )
         .map_err(ApiError::internal)
+}
+
+/// The store's sealer for credentials of a row it is about to write.
+pub fn sealer<'a>(
+    state: &'a AppState,
+    environment: EnvironmentId,
+    credentials: &'a Credentials,
+) -> impl Fn(i64) -> Result<Vec<u8>, String> + Send + Sync + 'a {
+    move |id| seal(state, environment, ConnectionRowId(id), credentials).map_err(|e| e.message)
 }
 
 /// Opens a connection's credentials.
 pub fn open(state: &AppState, connection: &Connection) -> Result<Credentials, ApiError> {
     let plain = state
         .vault
-        .decrypt(&connection.credentials, CREDENTIALS_AAD)
+        .decrypt(
+            &connection.credentials,
+            &sealing::aad(
+                &CipherRef::ConnectionCredentials(connection.id),
+                connection.environment_id,
+            ),
+        )
         .map_err(ApiError::internal)?;
     serde_json::from_slice(plain.expose_secret()).map_err(ApiError::internal)
 }
@@ -165,11 +188,8 @@ pub fn oauth_client(
 ) -> Result<OAuthClient, ApiError> {
     let p = provider(&integration.provider)
         .ok_or_else(|| ApiError::internal(format!("unknown provider {}", integration.provider)))?;
-    let secret = match &integration.client_secret {
-        Some(blob) => state
-            .vault
-            .decrypt_string(blob, crate::api::integrations::CLIENT_SECRET_AAD)
-            .map_err(ApiError::internal)?,
+    let secret = match crate::api::integrations::open_client_secret(state, integration)? {
+        Some(secret) => secret,
         None => {
             return Err(ApiError::bad_request(
                 "missing_client_secret",
@@ -191,6 +211,7 @@ pub fn oauth_client(
 /// `instance_url`, org and user ids.
 pub fn check_token_response(
     hosts: &HostMap,
+    provider_name: &str,
     token: &TokenResponse,
 ) -> Result<ferry_salesforce::oauth::Identity, String> {
     if token.scope.is_some() && !token.has_scope("api") && !token.has_scope("full") {
@@ -199,13 +220,106 @@ pub fn check_token_response(
                 .into(),
         );
     }
-    if !hosts.upstream_allowed(&token.instance_url) {
+    if !hosts.upstream_allowed(provider_name, &token.instance_url) {
         return Err(format!(
             "the token response names an instance URL Ferry does not trust: {}",
             token.instance_url
         ));
     }
     token.identity().map_err(|e| e.to_string())
+}
+
+/// Asks Salesforce which org and user imported credentials belong to (never trusting the
+/// caller's `connection_config.org_id`): `userinfo` with the access token, or, when that token
+/// is no longer accepted, one refresh whose signed answer names them. A refresh replaces the
+/// access token (and a rotated refresh token) in `credentials` and the `instance_url` in
+/// `config`. A claimed `org_id` that is not the verified one is refused; the verified ids are
+/// written into `config`.
+pub async fn verify_imported_org(
+    state: &AppState,
+    integration: &Integration,
+    config: &mut Map<String, Value>,
+    credentials: &mut Credentials,
+) -> Result<ferry_salesforce::oauth::Identity, ApiError> {
+    use ferry_salesforce::oauth::OAuthError;
+    let instance_url = config
+        .get("instance_url")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let refused = |e: &OAuthError| {
+        matches!(
+            e,
+            OAuthError::Rejected {
+                status: 401 | 403,
+                ..
+            } | OAuthError::Status { status: 401 | 403 }
+        )
+    };
+    let identity = match ferry_salesforce::oauth::userinfo(
+        &state.http,
+        &instance_url,
+        &credentials.access_token,
+    )
+    .await
+    {
+        Ok(identity) => identity,
+        Err(e) if refused(&e) => {
+            let Some(refresh_token) = credentials.refresh_token.clone() else {
+                return Err(ApiError::invalid_body(
+                    "credentials.access_token",
+                    "Salesforce does not accept this access token, and there is no refresh token to get a new one",
+                ));
+            };
+            let hostname = config
+                .get("hostname")
+                .and_then(Value::as_str)
+                .and_then(|h| SalesforceHostname::parse(h).ok());
+            let client = oauth_client(state, integration, hostname.as_ref())?;
+            let token = client.refresh(&refresh_token).await.map_err(|e| {
+                ApiError::invalid_body(
+                    "credentials.refresh_token",
+                    format!("Salesforce refused the refresh token ({e})"),
+                )
+            })?;
+            let identity = check_token_response(&state.config.hosts, &integration.provider, &token)
+                .map_err(|m| ApiError::invalid_body("credentials", m))?;
+            credentials.access_token = token.access_token.clone();
+            if let Some(rotated) = &token.refresh_token {
+                credentials.refresh_token = Some(rotated.clone());
+            }
+            credentials.raw = token.raw.clone();
+            credentials.obtained_at = Some(state.clock.now_ms());
+            credentials.expires_at = None;
+            config.insert("instance_url".into(), Value::String(token.instance_url));
+            identity
+        }
+        Err(OAuthError::Network(_)) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "Salesforce could not be reached to verify the credentials' org; try again",
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::invalid_body(
+                "credentials.access_token",
+                format!("Salesforce did not confirm whose token this is ({e})"),
+            ))
+        }
+    };
+    if let Some(claimed) = config.get("org_id").and_then(Value::as_str) {
+        let short = |id: &str| id.get(..15).unwrap_or(id).to_string();
+        if short(claimed) != short(&identity.org_id) {
+            return Err(ApiError::invalid_body(
+                "connection_config.org_id",
+                "these credentials belong to another Salesforce org; Ferry takes the org from Salesforce",
+            ));
+        }
+    }
+    config.insert("org_id".into(), Value::String(identity.org_id.clone()));
+    config.insert("user_id".into(), Value::String(identity.user_id.clone()));
+    Ok(identity)
 }
 
 /// What a finished OAuth flow creates or updates.
@@ -253,16 +367,20 @@ pub async fn store_oauth_connection(
         obtained_at: Some(state.clock.now_ms()),
         raw: new.token.raw.clone(),
     };
-    let sealed = seal(state, &credentials)?;
     let environment = state
         .environment_by_id(new.integration.environment_id)
         .map(|e| e.name)
         .unwrap_or_default();
+    let no_tags = json!({});
     let auth_webhook = crate::webhooks::auth_payload(
         &environment,
         &new.integration.unique_key,
         &new.integration.provider,
-        &new.tags,
+        if new.tags.is_null() {
+            &no_tags
+        } else {
+            &new.tags
+        },
         Some(&new.end_user),
     );
     let end_user_id = new
@@ -287,13 +405,14 @@ pub async fn store_oauth_connection(
                     Some(new.end_user)
                 },
                 end_user_id,
-                credentials: sealed,
                 expires_at: None,
                 sf_org_id: Some(new.identity.org_id),
                 sf_user_id: Some(new.identity.user_id),
                 reconnect: new.reconnect,
+                existing: ferry_store::ExistingConnection::Update,
                 auth_webhook: Some(auth_webhook),
             },
+            &sealer(state, new.integration.environment_id, &credentials),
             now_ms(),
         )
         .await?;

@@ -383,7 +383,7 @@ impl CredentialService {
                 }
             }
         };
-        let identity = check_token_response(&state.config.hosts, &token)
+        let identity = check_token_response(&state.config.hosts, &integration.provider, &token)
             .map_err(|m| CredentialError::Api(ApiError::bad_request("invalid_credentials", m)))?;
         if connection
             .sf_org_id
@@ -413,7 +413,12 @@ impl CredentialService {
                 Value::String(token.instance_url.clone()),
             );
         }
-        let sealed = seal(state, &credentials)?;
+        let sealed = seal(
+            state,
+            connection.environment_id,
+            connection.id,
+            &credentials,
+        )?;
         // The rotated refresh token is committed before the lease is released; a stale fence
         // (a newer writer) means our result is obsolete.
         let written = state

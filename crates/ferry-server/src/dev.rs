@@ -75,6 +75,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         syncs_file: std::env::var_os("FERRY_SYNCS_FILE").map(Into::into),
         sync: crate::sync::SyncSettings::from_env()?,
         upstream: Default::default(),
+        limits: Default::default(),
     };
     let app = Application::build(config).await?;
     let state = app.state();
@@ -88,10 +89,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ("salesforce-sandbox", "salesforce-sandbox"),
     ] {
         if state.store.get_integration(dev.id, key).await?.is_none() {
-            let secret = state.vault.encrypt(
-                b"ferry-demo-secret",
-                crate::api::integrations::CLIENT_SECRET_AAD,
-            )?;
+            let seal = |id: i64| {
+                crate::api::integrations::seal_client_secret(
+                    &state,
+                    dev.id,
+                    ferry_store::IntegrationId(id),
+                    "ferry-demo-secret",
+                )
+                .map_err(|e| e.message)
+            };
             state
                 .store
                 .create_integration(
@@ -103,21 +109,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                             .map(|p| p.display_name.to_string())
                             .unwrap_or_default(),
                         client_id: Some("ferry-demo-client".to_string()),
-                        client_secret: Some(secret),
                         scopes: Some("api,refresh_token,offline_access".to_string()),
                     },
+                    Some(&seal),
                     crate::api::now_ms(),
                 )
                 .await?;
         }
     }
+    let dev_key = crate::sealing::open_secret_key(&state.vault, dev)
+        .ok_or_else(|| anyhow::anyhow!("the dev environment's secret key cannot be opened"))?;
+    let dev_key = dev_key.expose_secret();
     let token = app.shutdown_token();
     let local = app.local_addr()?;
     let server = tokio::spawn(app.run());
     // A connect session for a demo end user, so there is a link to click right away.
     let connect_link = reqwest::Client::new()
         .post(format!("http://{local}/connect/sessions"))
-        .bearer_auth(&dev.secret_key)
+        .bearer_auth(dev_key)
         .json(&serde_json::json!({"end_user": {"id": "demo-user", "email": "demo@example.com", "display_name": "Demo User"}}))
         .send()
         .await
@@ -132,14 +141,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     println!("Ferry is running (demo)");
     println!("  API base:        {public_url}");
-    println!("  secret key (dev): {}", dev.secret_key);
+    println!("  secret key (dev): {dev_key}");
     if let Some(link) = connect_link {
         println!("  connect an org:  {link}");
         println!("                   (valid 30 minutes; POST /connect/sessions makes new ones)");
     }
     println!(
-        "  try:             curl -H 'Authorization: Bearer {}' {public_url}/connections",
-        dev.secret_key
+        "  try:             curl -H 'Authorization: Bearer {dev_key}' {public_url}/connections"
     );
     println!(
         "  Salesforce emulator: {} (sandbox {})",

@@ -117,6 +117,14 @@ impl IntoResponse for ApiError {
 
 impl From<ferry_store::StoreError> for ApiError {
     fn from(e: ferry_store::StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            ferry_store::StoreError::OrgMismatch { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "org_mismatch",
+                "these credentials belong to another Salesforce org than the connection; \
+                 records of two orgs never mix: create a new connection instead",
+            ),
+            other => ApiError::internal(other),
+        }
     }
 }

@@ -106,17 +106,6 @@ impl From<StoreError> for RotationError {
     }
 }
 
-/// The associated data a ciphertext was sealed with, by where it lives.
-pub fn aad_for(target: &CipherRef) -> Vec<u8> {
-    match target {
-        CipherRef::IntegrationClientSecret(_) => {
-            crate::api::integrations::CLIENT_SECRET_AAD.to_vec()
-        }
-        CipherRef::ConnectionCredentials(_) => crate::connections::CREDENTIALS_AAD.to_vec(),
-        CipherRef::OAuthStatePkceVerifier(state) => crate::api::oauth::verifier_aad(state),
-    }
-}
-
 /// Names a ciphertext for messages and logs without revealing anything secret (an OAuth state
 /// is a bearer value, so it is not printed).
 pub fn describe(target: &CipherRef) -> String {
@@ -129,6 +118,9 @@ pub fn describe(target: &CipherRef) -> String {
         }
         CipherRef::OAuthStatePkceVerifier(_) => {
             "the PKCE verifier of a pending OAuth flow".to_string()
+        }
+        CipherRef::EnvironmentSecretKey(id) => {
+            format!("the secret key of environment #{}", id.0)
         }
     }
 }
@@ -147,9 +139,9 @@ where
     let mut report = RotationReport::default();
     let mut listing = store.list_ciphertexts().await?;
     for pass in 1..=MAX_PASSES {
-        for (target, blob) in listing {
+        for (target, environment, blob) in listing {
             if vault.needs_rotation(&blob) {
-                rotate_one(store, vault, target, blob, &mut report).await?;
+                rotate_one(store, vault, target, environment, blob, &mut report).await?;
             } else if pass == 1 {
                 report.already_current += 1;
             }
@@ -157,7 +149,7 @@ where
         listing = store.list_ciphertexts().await?;
         let remaining = listing
             .iter()
-            .filter(|(_, blob)| vault.needs_rotation(blob))
+            .filter(|(_, _, blob)| vault.needs_rotation(blob))
             .count();
         if remaining == 0 {
             store.set_meta(KEY_FINGERPRINT, vault.fingerprint()).await?;
@@ -188,13 +180,14 @@ async fn rotate_one<S>(
     store: &S,
     vault: &Vault,
     target: CipherRef,
+    environment: ferry_store::EnvironmentId,
     mut blob: Vec<u8>,
     report: &mut RotationReport,
 ) -> Result<(), RotationError>
 where
     S: CiphertextStore + MetaStore + ?Sized,
 {
-    let aad = aad_for(&target);
+    let aad = crate::sealing::aad(&target, environment);
     for attempt in 0..=MAX_RETRIES_PER_ITEM {
         let sealed = vault
             .reencrypt(&blob, &aad)
@@ -237,8 +230,8 @@ where
         .list_ciphertexts()
         .await?
         .into_iter()
-        .find(|(r, _)| r == target)
-        .map(|(_, blob)| blob))
+        .find(|(r, _, _)| r == target)
+        .map(|(_, _, blob)| blob))
 }
 
 /// `ferry keys rotate`: opens the database with the new key (`FERRY_ENCRYPTION_KEY`) and the

@@ -116,14 +116,40 @@ impl Default for HostMap {
     }
 }
 
-/// Salesforce-owned domains an `instance_url` may point at.
-const SALESFORCE_DOMAINS: &[&str] = &[
-    ".salesforce.com",
-    ".force.com",
-    ".my.site.com",
-    ".cloudforce.com",
-    ".salesforce-sites.com",
-];
+/// Whether `host` is an instance host of an org of the `login` family: a My Domain
+/// (`acme.my.salesforce.com`; sandboxes and scratch orgs under `.sandbox.` / `.scratch.`) or a
+/// classic instance (`na123.salesforce.com`, sandboxes on `cs…`). Lightning, Visualforce and
+/// Experience Cloud site domains (`force.com`, `my.site.com`, …) are not API instances of
+/// these providers, so a token answer naming one is refused.
+fn is_instance_host(login: LoginKind, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if let Some(name) = host.strip_suffix(".my.salesforce.com") {
+        let (org, sandboxed) = match name
+            .strip_suffix(".sandbox")
+            .or_else(|| name.strip_suffix(".scratch"))
+        {
+            Some(org) => (org, true),
+            None => (name, false),
+        };
+        let org_ok = org.split('.').all(label_ok) && !org.is_empty();
+        return org_ok && sandboxed == (login == LoginKind::Sandbox);
+    }
+    let Some(pod) = host.strip_suffix(".salesforce.com") else {
+        return false;
+    };
+    let letters = pod.bytes().take_while(u8::is_ascii_lowercase).count();
+    let digits = &pod[letters..];
+    let is_pod = (2..=3).contains(&letters)
+        && (1..=4).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    is_pod && pod.starts_with("cs") == (login == LoginKind::Sandbox)
+}
 
 impl HostMap {
     /// The login base for a provider and an optional My Domain hostname.
@@ -146,9 +172,10 @@ impl HostMap {
         }
     }
 
-    /// Whether an upstream URL (an `instance_url`) is one Ferry may send credentials to:
-    /// `https` on a Salesforce domain, or a host the operator allowed explicitly.
-    pub fn upstream_allowed(&self, url: &str) -> bool {
+    /// Whether an upstream URL (an `instance_url`) is one Ferry may send the credentials of a
+    /// `provider` connection to: `https` on an instance host of that provider's orgs, or a
+    /// host the operator allowed explicitly. An unknown provider has no instance hosts.
+    pub fn upstream_allowed(&self, provider_name: &str, url: &str) -> bool {
         let Ok(parsed) = url::Url::parse(url) else {
             return false;
         };
@@ -166,11 +193,10 @@ impl HostMap {
         {
             return matches!(parsed.scheme(), "http" | "https");
         }
-        parsed.scheme() == "https"
-            && parsed.port().is_none()
-            && SALESFORCE_DOMAINS
-                .iter()
-                .any(|d| host.to_ascii_lowercase().ends_with(d))
+        let Some(p) = provider(provider_name) else {
+            return false;
+        };
+        parsed.scheme() == "https" && parsed.port().is_none() && is_instance_host(p.login, host)
     }
 }
 
@@ -179,17 +205,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_salesforce_domains_or_configured_hosts_are_upstreams() {
+    fn only_instance_hosts_of_the_provider_or_configured_hosts_are_upstreams() {
         let map = HostMap {
             allowed_upstream_hosts: vec!["127.0.0.1:3004".into()],
             ..HostMap::default()
         };
-        assert!(map.upstream_allowed("https://acme.my.salesforce.com"));
-        assert!(map.upstream_allowed("http://127.0.0.1:3004"));
-        assert!(!map.upstream_allowed("http://127.0.0.1:3005"));
-        assert!(!map.upstream_allowed("http://acme.my.salesforce.com"));
-        assert!(!map.upstream_allowed("https://evil.example.com"));
-        assert!(!map.upstream_allowed("https://salesforce.com.evil.example"));
-        assert!(!HostMap::default().upstream_allowed("http://127.0.0.1:3004"));
+        let prod = |u: &str| map.upstream_allowed("salesforce", u);
+        let sandbox = |u: &str| map.upstream_allowed("salesforce-sandbox", u);
+        assert!(prod("https://acme.my.salesforce.com"));
+        assert!(prod("https://acme-dev-ed.develop.my.salesforce.com"));
+        assert!(prod("https://na123.salesforce.com"));
+        assert!(sandbox("https://acme--uat.sandbox.my.salesforce.com"));
+        assert!(sandbox("https://cs42.salesforce.com"));
+        assert!(prod("http://127.0.0.1:3004"));
+        // A sandbox host is not a production instance, nor the other way round.
+        assert!(!prod("https://acme--uat.sandbox.my.salesforce.com"));
+        assert!(!sandbox("https://acme.my.salesforce.com"));
+        assert!(!prod("https://cs42.salesforce.com"));
+        // Site, Lightning and other Salesforce-owned domains are not API instances.
+        for url in [
+            "https://acme.my.site.com",
+            "https://acme.lightning.force.com",
+            "https://acme.force.com",
+            "https://evil.salesforce-sites.com",
+            "https://login.salesforce.com",
+            "https://trust.salesforce.com",
+            "https://x.cloudforce.com",
+            "https://salesforce.com.evil.example",
+            "https://evil.example.com",
+            "http://acme.my.salesforce.com",
+            "https://acme.my.salesforce.com:8443",
+            "http://127.0.0.1:3005",
+        ] {
+            assert!(!prod(url), "{url}");
+        }
+        assert!(!map.upstream_allowed("unknown-provider", "https://acme.my.salesforce.com"));
+        assert!(!HostMap::default().upstream_allowed("salesforce", "http://127.0.0.1:3004"));
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::app::AppState;
 use crate::connections::Credentials;
+use crate::usage::OrgKey;
 use ferry_salesforce::transport::{ApiError, ApiRequest, ApiResponse, Transport};
 use ferry_store::{Connection, EnvironmentId, Integration, NewOperation, OperationKind};
 use std::collections::HashMap;
@@ -26,8 +27,8 @@ pub struct Target {
     /// the path and query set, which spares parsing the scheme and host (IDNA for real hosts)
     /// on every call.
     pub base_url: reqwest::Url,
-    /// The org, when known.
-    pub org_id: Option<String>,
+    /// The org's shared-state key, when Salesforce confirmed the org.
+    pub org_id: Option<OrgKey>,
     /// When this was resolved (Ferry clock, epoch ms).
     pub resolved_at: i64,
 }
@@ -42,7 +43,11 @@ impl Target {
         credentials: Credentials,
     ) -> Option<Target> {
         let instance_url = instance_url_of(&connection);
-        if !state.config.hosts.upstream_allowed(&instance_url) {
+        if !state
+            .config
+            .hosts
+            .upstream_allowed(&integration.provider, &instance_url)
+        {
             return None;
         }
         let base_url = reqwest::Url::parse(&instance_url).ok()?;
@@ -143,7 +148,7 @@ pub struct ConnectionTransport {
     state: Arc<AppState>,
     integration: Integration,
     current: Mutex<(Connection, Credentials)>,
-    org_id: Option<String>,
+    org_id: Option<OrgKey>,
     log_as: Option<OperationKind>,
 }
 
@@ -156,15 +161,13 @@ impl std::fmt::Debug for ConnectionTransport {
     }
 }
 
-/// The Salesforce org a connection belongs to.
-pub fn org_of(connection: &Connection) -> Option<String> {
-    connection.sf_org_id.clone().or_else(|| {
-        connection
-            .connection_config
-            .get("org_id")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    })
+/// The shared-state key of the org a connection belongs to: only the org Salesforce confirmed
+/// (`sf_org_id`), never the `connection_config.org_id` a caller may have written.
+pub fn org_of(connection: &Connection) -> Option<OrgKey> {
+    connection
+        .sf_org_id
+        .as_deref()
+        .map(|org| OrgKey::new(connection.environment_id, org))
 }
 
 impl ConnectionTransport {
@@ -201,9 +204,9 @@ impl ConnectionTransport {
         self
     }
 
-    /// The org this transport talks to.
-    pub fn org_id(&self) -> Option<&str> {
-        self.org_id.as_deref()
+    /// The shared-state key of the org this transport talks to.
+    pub fn org_key(&self) -> Option<&OrgKey> {
+        self.org_id.as_ref()
     }
 
     /// The connection as last read (its `instance_url` may have changed on a refresh).
@@ -217,7 +220,12 @@ impl ConnectionTransport {
         instance_url: &str,
         token: &str,
     ) -> Result<ApiResponse, ApiError> {
-        if !self.state.config.hosts.upstream_allowed(instance_url) {
+        if !self
+            .state
+            .config
+            .hosts
+            .upstream_allowed(&self.integration.provider, instance_url)
+        {
             return Err(ApiError::Connection(
                 "the connection's instance_url is not a host Ferry sends tokens to".into(),
             ));
@@ -318,7 +326,7 @@ impl ConnectionTransport {
             kind,
             connection_id: Some(connection.connection_id.clone()),
             integration_key: Some(self.integration.unique_key.clone()),
-            org_id: self.org_id.clone(),
+            org_id: self.org_id.as_ref().map(|o| o.org_id().to_string()),
             method: request.method.to_string(),
             path: path_without_query(&request.path).to_string(),
             status: answer.map(|a| i64::from(a.0)),

@@ -8,6 +8,42 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// The key of an org's shared state (usage, budget flag, concurrency gate, negotiated API
+/// version): the environment and the org id Salesforce itself confirmed (the identity URL of a
+/// token answer, or `userinfo` at import), never an id a caller supplied. A token of one's own
+/// org filed under another org's id therefore cannot spend that org's budget or hold its
+/// slots, and a `dev` environment never shares state with `prod`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrgKey {
+    key: String,
+    org_start: usize,
+}
+
+impl OrgKey {
+    /// The key of `org_id` (as verified) in `environment`.
+    pub fn new(environment: ferry_store::EnvironmentId, org_id: &str) -> OrgKey {
+        let prefix = format!("{}/", environment.0);
+        OrgKey {
+            org_start: prefix.len(),
+            key: prefix + org_id,
+        }
+    }
+
+    /// The Salesforce org id alone (for logs and answers).
+    pub fn org_id(&self) -> &str {
+        &self.key[self.org_start..]
+    }
+}
+
+/// The map key (`{environment}/{org}`), so `Option<OrgKey>::as_deref()` gives `Option<&str>`.
+impl std::ops::Deref for OrgKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.key
+    }
+}
+
 /// Concurrent upstream calls allowed per org by default (Salesforce refuses long ones past 25).
 pub const DEFAULT_MAX_CONCURRENT: usize = 20;
 

@@ -357,7 +357,10 @@ async fn an_expired_state_is_refused(db: Db) {
                 .vault
                 .encrypt(
                     b"v",
-                    &ferry_server::api::oauth::verifier_aad("expired-state"),
+                    &ferry_server::sealing::aad(
+                        &ferry_store::CipherRef::OAuthStatePkceVerifier("expired-state".into()),
+                        env.id,
+                    ),
                 )
                 .expect("seal"),
             ws_client_id: None,

@@ -276,8 +276,8 @@ async fn a_code_presented_with_another_flows_verifier_fails_cleanly(db: Db) {
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .expect("code");
-    let mut c = Browser::new();
-    let page = c
+    // Presented from flow B's own browser, so only the verifier stands in the way.
+    let page = b
         .get(&format!(
             "{}/oauth/callback?code={}&state={state_b}",
             app.url,

@@ -111,9 +111,9 @@ async fn plaintexts(store: &dyn Store, vault: &Vault) -> Vec<(CipherRef, Vec<u8>
         .await
         .expect("ciphertexts")
         .into_iter()
-        .map(|(target, blob)| {
+        .map(|(target, environment, blob)| {
             let plain = vault
-                .decrypt(&blob, &keys::aad_for(&target))
+                .decrypt(&blob, &ferry_server::sealing::aad(&target, environment))
                 .unwrap_or_else(|e| panic!("{}: {e}", keys::describe(&target)));
             (target, plain.expose_secret().clone())
         })
@@ -151,7 +151,7 @@ async fn rotation_re_encrypts_every_secret_while_servers_keep_serving(db: Db) {
     let report = keys::rotate(&*during.store, &during.vault)
         .await
         .expect("rotation");
-    assert_eq!(report.rotated, 4, "{report}");
+    assert_eq!(report.rotated, 6, "with the two environment keys: {report}");
     assert_eq!(
         (report.already_current, report.retried, report.gone),
         (0, 0, 0)
@@ -159,7 +159,7 @@ async fn rotation_re_encrypts_every_secret_while_servers_keep_serving(db: Db) {
 
     // Every secret is under the new key and opens with it alone, to the same values.
     let new_only = Vault::new(new.clone(), vec![]);
-    for (target, blob) in app.state.store.list_ciphertexts().await.expect("list") {
+    for (target, _, blob) in app.state.store.list_ciphertexts().await.expect("list") {
         assert!(
             !new_only.needs_rotation(&blob),
             "{}",
@@ -188,7 +188,7 @@ async fn rotation_re_encrypts_every_secret_while_servers_keep_serving(db: Db) {
         .await
         .expect("second rotation");
     assert_eq!(again.rotated, 0, "{again}");
-    assert_eq!(again.already_current, 4, "{again}");
+    assert_eq!(again.already_current, 6, "{again}");
 
     // Step 4: a server with only the new key serves the connection as before.
     let (new_url, _) = serve(config(&app, &new, &[])).await;
@@ -304,7 +304,7 @@ impl MetaStore for RacingStore {
 impl CiphertextStore for RacingStore {
     fn list_ciphertexts<'a, 'async_trait>(
         &'a self,
-    ) -> StoreFuture<'async_trait, Vec<(CipherRef, Vec<u8>)>>
+    ) -> StoreFuture<'async_trait, Vec<(CipherRef, ferry_store::EnvironmentId, Vec<u8>)>>
     where
         'a: 'async_trait,
         Self: 'async_trait,
@@ -333,11 +333,19 @@ impl CiphertextStore for RacingStore {
                     .is_ok();
             if racing {
                 let n = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+                let environment = self
+                    .inner
+                    .list_ciphertexts()
+                    .await?
+                    .into_iter()
+                    .find(|(r, _, _)| r == target)
+                    .map(|(_, e, _)| e)
+                    .expect("the racing row");
                 let sealed = self
                     .writer
                     .encrypt(
                         &Self::refreshed(n),
-                        ferry_server::connections::CREDENTIALS_AAD,
+                        &ferry_server::sealing::aad(target, environment),
                     )
                     .expect("seal");
                 assert!(self.inner.replace_ciphertext(target, old, &sealed).await?);
@@ -374,7 +382,10 @@ async fn a_refresh_during_the_rotation_is_kept_whichever_key_sealed_it(db: Db) {
     );
     let report = keys::rotate(&racing, &rotating).await.expect("rotation");
     assert_eq!(report.retried, 1, "{report}");
-    assert_eq!(report.rotated, 2, "the two client secrets: {report}");
+    assert_eq!(
+        report.rotated, 4,
+        "the two client secrets and the two environment keys: {report}"
+    );
     assert_eq!(report.already_current, 1, "{report}");
     assert_eq!(
         credentials(&*app.state.store, &new_only).await,
@@ -389,7 +400,7 @@ async fn a_refresh_during_the_rotation_is_kept_whichever_key_sealed_it(db: Db) {
     let racing = RacingStore::new(app.state.store.clone(), Vault::new(old.clone(), vec![]), 2);
     let report = keys::rotate(&racing, &rotating).await.expect("rotation");
     assert_eq!(report.retried, 2, "{report}");
-    assert_eq!(report.rotated, 3, "{report}");
+    assert_eq!(report.rotated, 5, "{report}");
     assert_eq!(
         credentials(&*app.state.store, &new_only).await,
         RacingStore::refreshed(2),
@@ -486,7 +497,7 @@ async fn ferry_keys_rotate_needs_the_old_key_and_then_rotates(db: Db) {
         String::from_utf8_lossy(&done.stderr)
     );
     assert!(
-        stdout.contains("rotated 3, already current 0, retried 0"),
+        stdout.contains("rotated 5, already current 0, retried 0"),
         "{stdout}"
     );
     assert!(stdout.contains(new.id().as_str()), "{stdout}");
@@ -505,7 +516,7 @@ async fn ferry_keys_rotate_needs_the_old_key_and_then_rotates(db: Db) {
         String::from_utf8_lossy(&again.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("rotated 0, already current 3"),
+        String::from_utf8_lossy(&again.stdout).contains("rotated 0, already current 5"),
         "once rotated, the old key is no longer needed"
     );
 }

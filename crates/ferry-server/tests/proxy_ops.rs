@@ -560,7 +560,8 @@ async fn org_usage_is_shared_through_the_store(db: Db) {
     assert_eq!(usage["api_usage"]["used"], used);
     assert_eq!(usage["api_usage"]["max"], max);
     assert_eq!(usage["budget_spent"], false);
-    let org = usage["org_id"].as_str().expect("org").to_string();
+    let env = app.state.environment_by_key(&app.dev_key).expect("dev").id;
+    let org = ferry_server::usage::OrgKey::new(env, usage["org_id"].as_str().expect("org"));
     let share = peer_state.org_limits.usage_share(&org).expect("a share");
     assert!((share - used as f64 / max as f64).abs() < 1e-9);
 
@@ -650,8 +651,9 @@ async fn transport_calls_are_logged_with_their_kind(db: Db) {
     assert_eq!(op["status"], 200);
     assert_eq!(op["connection_id"], id.as_str());
     assert_eq!(op["bytes_out"], response.body.len());
-    let org = op["org_id"].as_str().expect("org");
-    assert!(app.state.org_limits.usage_share(org).is_some());
+    let env = app.state.environment_by_key(&app.dev_key).expect("dev").id;
+    let org = ferry_server::usage::OrgKey::new(env, op["org_id"].as_str().expect("org"));
+    assert!(app.state.org_limits.usage_share(&org).is_some());
 }
 on_both_databases!(
     calls_through_connection_transport_are_logged_as_sync_or_action,

@@ -19,6 +19,15 @@ pub enum StoreError {
         /// The key that collided.
         key: String,
     },
+    /// The connection to update belongs to another Salesforce org than the new credentials.
+    #[error("the connection belongs to org {existing}, the new credentials to another org")]
+    OrgMismatch {
+        /// The org the stored connection belongs to.
+        existing: String,
+    },
+    /// The caller's sealing of a secret for its row failed (the vault's message).
+    #[error("sealing a secret failed: {0}")]
+    Seal(String),
     /// The caller no longer holds the sync's lease (it expired and another worker took it, or
     /// the run was superseded): nothing was written.
     #[error("the sync lease is no longer held by this worker")]

@@ -22,9 +22,10 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use model::{
     CipherRef, ConnectSession, ConnectSessionId, Connection, ConnectionFilter, ConnectionPatch,
-    ConnectionRowId, ConnectionStatus, DeliveryOutcome, Environment, EnvironmentId, Integration,
-    IntegrationId, IntegrationPatch, MetadataMode, NewConnectSession, NewConnection,
-    NewIntegration, OAuthState, WebhookDelivery, WebhookDeliveryId, DEFAULT_LIST_LIMIT,
+    ConnectionRowId, ConnectionStatus, DeliveryOutcome, Environment, EnvironmentId,
+    ExistingConnection, Integration, IntegrationId, IntegrationPatch, MetadataMode,
+    NewConnectSession, NewConnection, NewIntegration, OAuthState, SealFor, WebhookDelivery,
+    WebhookDeliveryId, DEFAULT_LIST_LIMIT,
 };
 pub use model_sync::{
     NewSync, PageCommit, PageOutcome, RecordAction, RecordQuery, RecordWrite, StoredRecord, SyncId,

@@ -42,15 +42,26 @@ pub struct Environment {
     pub id: EnvironmentId,
     /// Unique name.
     pub name: String,
-    /// The API secret key (a UUID v4 string), unique across environments.
-    pub secret_key: String,
+    /// `sha256:{hex}` of the API secret key: what a presented key is looked up by. The key
+    /// itself is never stored in the clear (a database copy must not open the API).
+    pub secret_key_hash: String,
+    /// The secret key sealed by the vault (bound to this environment), for `ferry keys show`;
+    /// `None` only between the row's creation and its sealing.
+    pub secret_key_sealed: Option<Vec<u8>>,
     /// Key for signing outgoing webhooks.
     pub webhook_signing_key: String,
     /// Where webhooks are sent, if configured.
     pub webhook_url: Option<String>,
+    /// App origins the Connect UI and OAuth pages talk to (`["*"]`: any).
+    pub allowed_origins: Vec<String>,
     /// Creation time.
     pub created_at: i64,
 }
+
+/// Seals a secret for the row that will store it. The store calls it inside the write's
+/// transaction once the row's id is known, so every ciphertext is bound to its own row (the
+/// vault lives above the store, which only ever sees ciphertext).
+pub type SealFor<'a> = &'a (dyn Fn(i64) -> Result<Vec<u8>, String> + Send + Sync);
 
 /// A configured provider integration (Nango's "provider config").
 #[derive(Debug, Clone, PartialEq)]
@@ -88,8 +99,6 @@ pub struct NewIntegration {
     pub display_name: String,
     /// OAuth client id.
     pub client_id: Option<String>,
-    /// Encrypted OAuth client secret.
-    pub client_secret: Option<Vec<u8>>,
     /// Scopes.
     pub scopes: Option<String>,
 }
@@ -277,14 +286,12 @@ pub struct NewConnection {
     pub connection_config: Value,
     /// Metadata; `None` keeps an existing connection's metadata.
     pub metadata: Option<Value>,
-    /// Tags.
+    /// Tags; `Value::Null` keeps an existing connection's tags (a reconnect without tags).
     pub tags: Value,
     /// End user; `None` keeps an existing connection's end user.
     pub end_user: Option<Value>,
     /// End user id; part of the dedupe key.
     pub end_user_id: Option<String>,
-    /// Encrypted credentials.
-    pub credentials: Vec<u8>,
     /// Access token expiry.
     pub expires_at: Option<i64>,
     /// Salesforce organization id; part of the dedupe key.
@@ -293,9 +300,27 @@ pub struct NewConnection {
     pub sf_user_id: Option<String>,
     /// Reconnect this connection (a reconnect session's target) instead of matching.
     pub reconnect: Option<ConnectionRowId>,
+    /// What happens when no reconnect target is named and a connection already matches.
+    pub existing: ExistingConnection,
     /// An auth webhook to queue in the same transaction: the store fills in `connectionId`
     /// (the stored row's) and `operation` (`creation` or `override`).
     pub auth_webhook: Option<Value>,
+}
+
+/// How [`ConnectionStore::upsert_connection`](crate::ConnectionStore::upsert_connection) treats
+/// a connection that already exists. Whatever the choice, an existing connection of one
+/// Salesforce org is never overwritten with another org's credentials
+/// ([`StoreError::OrgMismatch`](crate::StoreError::OrgMismatch)): records of two orgs must not mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingConnection {
+    /// The OAuth flow: the connection of the same org, user and end user (else the same
+    /// `connection_id`) is updated.
+    #[default]
+    Update,
+    /// An import: the same `connection_id` is a [`StoreError::Conflict`](crate::StoreError::Conflict).
+    Refuse,
+    /// An import asked to replace: the same `connection_id` is updated.
+    Replace,
 }
 
 /// Filters for [`ConnectionStore::list_connections`](crate::ConnectionStore::list_connections).
@@ -374,6 +399,8 @@ pub enum CipherRef {
     OAuthStatePkceVerifier(String),
     /// `connections.credentials`.
     ConnectionCredentials(ConnectionRowId),
+    /// `environments.secret_key_sealed`.
+    EnvironmentSecretKey(EnvironmentId),
 }
 
 row_id!(

@@ -10,7 +10,8 @@ use crate::error::StoreError;
 
 /// Columns of `environments` in the order the row decoder expects.
 pub(crate) const ENVIRONMENT_COLUMNS: &str =
-    "id, name, secret_key, webhook_signing_key, webhook_url, created_at";
+    "id, name, secret_key, secret_key_sealed, webhook_signing_key, webhook_url, allowed_origins, \
+     created_at";
 
 /// Columns of `integrations`.
 pub(crate) const INTEGRATION_COLUMNS: &str = "id, environment_id, unique_key, provider, \
@@ -42,6 +43,17 @@ pub(crate) fn json_text(value: &Value) -> String {
 /// Serializes an optional JSON value; `None` is SQL NULL.
 pub(crate) fn json_text_opt(value: Option<&Value>) -> Option<String> {
     value.map(Value::to_string)
+}
+
+/// Whether two Salesforce org ids name the same org (15- and 18-character forms compare by
+/// their case-sensitive 15-character prefix).
+pub(crate) fn same_org(a: &str, b: &str) -> bool {
+    let short = |id: &str| {
+        id.get(..15)
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.to_owned())
+    };
+    short(a) == short(b)
 }
 
 /// Parses a JSON text column.
@@ -91,12 +103,13 @@ macro_rules! impl_store {
         use $crate::model::{
             apply_metadata, CipherRef, ConnectSession, ConnectSessionId, Connection,
             ConnectionFilter, ConnectionPatch, ConnectionRowId, ConnectionStatus, Environment,
-            EnvironmentId, Integration, IntegrationId, IntegrationPatch, MetadataMode,
+            EnvironmentId, ExistingConnection, Integration, SealFor, IntegrationId, IntegrationPatch, MetadataMode,
             NewConnectSession, NewConnection, NewIntegration, OAuthState, DEFAULT_LIST_LIMIT,
             DeliveryOutcome, WebhookDelivery, WebhookDeliveryId,
         };
         use $crate::sql::{
             contains_pattern, json_text, json_text_opt, parse_json, parse_json_opt, parse_typed,
+            same_org,
             CONNECTION_SELECT, ENVIRONMENT_COLUMNS, INTEGRATION_COLUMNS, OAUTH_STATE_COLUMNS,
             SESSION_COLUMNS,
         };
@@ -124,9 +137,15 @@ macro_rules! impl_store {
             Ok(Environment {
                 id: EnvironmentId(row.try_get("id")?),
                 name: row.try_get("name")?,
-                secret_key: row.try_get("secret_key")?,
+                secret_key_hash: row.try_get("secret_key")?,
+                secret_key_sealed: row.try_get("secret_key_sealed")?,
                 webhook_signing_key: row.try_get("webhook_signing_key")?,
                 webhook_url: row.try_get("webhook_url")?,
+                allowed_origins: row
+                    .try_get::<Option<String>, _>("allowed_origins")?
+                    .map(|text| parse_typed(&text, "allowed_origins"))
+                    .transpose()?
+                    .unwrap_or_default(),
                 created_at: row.try_get("created_at")?,
             })
         }
@@ -235,6 +254,7 @@ macro_rules! impl_store {
                 &self,
                 environment: EnvironmentId,
                 new: &NewConnection,
+                seal: SealFor<'_>,
                 now: i64,
             ) -> Result<(Connection, bool), StoreError> {
                 let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
@@ -267,7 +287,10 @@ macro_rules! impl_store {
                     found
                 } else {
                     let mut found = None;
-                    if let (Some(org), Some(user)) = (&new.sf_org_id, &new.sf_user_id) {
+                    let by_identity = new.existing == ExistingConnection::Update;
+                    if let (true, Some(org), Some(user)) =
+                        (by_identity, &new.sf_org_id, &new.sf_user_id)
+                    {
                         found = sqlx::query_scalar(
                             "SELECT id FROM connections WHERE environment_id = $1 \
                              AND integration_id = $2 AND sf_org_id = $3 AND sf_user_id = $4 \
@@ -292,13 +315,31 @@ macro_rules! impl_store {
                         .fetch_optional(&mut *tx)
                         .await?;
                     }
+                    if found.is_some() && new.existing == ExistingConnection::Refuse {
+                        return Err(StoreError::Conflict {
+                            entity: "connection",
+                            key: new.connection_id.clone(),
+                        });
+                    }
                     found
                 };
+                if let (Some(id), Some(new_org)) = (target, &new.sf_org_id) {
+                    let stored: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT sf_org_id FROM connections WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some(Some(existing)) = stored {
+                        if !same_org(&existing, new_org) {
+                            return Err(StoreError::OrgMismatch { existing });
+                        }
+                    }
+                }
                 let (id, created) = match target {
                     Some(id) => {
                         sqlx::query(
                             "UPDATE connections SET provider = $1, connection_config = $2, \
-                             metadata = COALESCE($3, metadata), tags = $4, \
+                             metadata = COALESCE($3, metadata), tags = COALESCE($4, tags), \
                              end_user = COALESCE($5, end_user), \
                              end_user_id = COALESCE($6, end_user_id), credentials = $7, \
                              expires_at = $8, sf_org_id = COALESCE($9, sf_org_id), \
@@ -310,10 +351,10 @@ macro_rules! impl_store {
                         .bind(new.provider.as_str())
                         .bind(json_text(&new.connection_config))
                         .bind(json_text_opt(new.metadata.as_ref()))
-                        .bind(json_text(&new.tags))
+                        .bind((!new.tags.is_null()).then(|| json_text(&new.tags)))
                         .bind(json_text_opt(new.end_user.as_ref()))
                         .bind(new.end_user_id.as_deref())
-                        .bind(new.credentials.as_slice())
+                        .bind(seal(id).map_err(StoreError::Seal)?)
                         .bind(new.expires_at)
                         .bind(new.sf_org_id.as_deref())
                         .bind(new.sf_user_id.as_deref())
@@ -337,16 +378,22 @@ macro_rules! impl_store {
                         .bind(new.provider.as_str())
                         .bind(json_text(&new.connection_config))
                         .bind(json_text_opt(new.metadata.as_ref()))
-                        .bind(json_text(&new.tags))
+                        .bind(if new.tags.is_null() { "{}".to_string() } else { json_text(&new.tags) })
                         .bind(json_text_opt(new.end_user.as_ref()))
                         .bind(new.end_user_id.as_deref())
-                        .bind(new.credentials.as_slice())
+                        .bind(&[] as &[u8])
                         .bind(new.expires_at)
                         .bind(new.sf_org_id.as_deref())
                         .bind(new.sf_user_id.as_deref())
                         .bind(now)
                         .fetch_one(&mut *tx)
                         .await?;
+                        // The ciphertext is bound to the row, whose id the insert just gave.
+                        sqlx::query("UPDATE connections SET credentials = $1 WHERE id = $2")
+                            .bind(seal(id).map_err(StoreError::Seal)?)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                         (id, true)
                     }
                 };
@@ -477,7 +524,7 @@ macro_rules! impl_store {
             async fn ensure_environment(
                 &self,
                 name: &str,
-                new_secret_key: &str,
+                new_secret_key_hash: &str,
                 new_signing_key: &str,
                 now: i64,
             ) -> Result<Environment, StoreError> {
@@ -487,7 +534,7 @@ macro_rules! impl_store {
                      VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(name)
-                .bind(new_secret_key)
+                .bind(new_secret_key_hash)
                 .bind(new_signing_key)
                 .bind(now)
                 .execute(&self.pool)
@@ -514,17 +561,52 @@ macro_rules! impl_store {
 
             async fn environment_by_secret_key(
                 &self,
-                secret_key: &str,
+                secret_key_hash: &str,
             ) -> Result<Option<Environment>, StoreError> {
                 sqlx::query(&format!(
                     "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE secret_key = $1"
                 ))
-                .bind(secret_key)
+                .bind(secret_key_hash)
                 .fetch_optional(&self.pool)
                 .await?
                 .as_ref()
                 .map(environment_from_row)
                 .transpose()
+            }
+
+            async fn seal_secret_key(
+                &self,
+                environment: EnvironmentId,
+                current: &str,
+                secret_key_hash: &str,
+                sealed: &[u8],
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE environments SET secret_key = $1, secret_key_sealed = $2 \
+                     WHERE id = $3 AND secret_key = $4",
+                )
+                .bind(secret_key_hash)
+                .bind(sealed)
+                .bind(environment.0)
+                .bind(current)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_allowed_origins(
+                &self,
+                environment: EnvironmentId,
+                origins: &[String],
+            ) -> Result<bool, StoreError> {
+                let text = (!origins.is_empty())
+                    .then(|| serde_json::Value::from(origins.to_vec()).to_string());
+                let done = sqlx::query("UPDATE environments SET allowed_origins = $1 WHERE id = $2")
+                    .bind(text)
+                    .bind(environment.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn set_webhook_url(
@@ -547,25 +629,37 @@ macro_rules! impl_store {
                 &self,
                 environment: EnvironmentId,
                 integration: &NewIntegration,
+                client_secret: Option<SealFor<'_>>,
                 now: i64,
             ) -> Result<Integration, StoreError> {
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let row = sqlx::query(&format!(
                     "INSERT INTO integrations (environment_id, unique_key, provider, \
-                     display_name, client_id, client_secret, scopes, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {INTEGRATION_COLUMNS}"
+                     display_name, client_id, scopes, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {INTEGRATION_COLUMNS}"
                 ))
                 .bind(environment.0)
                 .bind(integration.unique_key.as_str())
                 .bind(integration.provider.as_str())
                 .bind(integration.display_name.as_str())
                 .bind(integration.client_id.as_deref())
-                .bind(integration.client_secret.as_deref())
                 .bind(integration.scopes.as_deref())
                 .bind(now)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(|error| conflict_or(error, "integration", &integration.unique_key))?;
-                integration_from_row(&row)
+                let mut created = integration_from_row(&row)?;
+                if let Some(seal) = client_secret {
+                    let sealed = seal(created.id.0).map_err(StoreError::Seal)?;
+                    sqlx::query("UPDATE integrations SET client_secret = $1 WHERE id = $2")
+                        .bind(sealed.as_slice())
+                        .bind(created.id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    created.client_secret = Some(sealed);
+                }
+                tx.commit().await?;
+                Ok(created)
             }
 
             async fn get_integration(
@@ -816,13 +910,14 @@ macro_rules! impl_store {
                 &self,
                 environment: EnvironmentId,
                 connection: &NewConnection,
+                seal: SealFor<'_>,
                 now: i64,
             ) -> Result<(Connection, bool), StoreError> {
-                match self.upsert_once(environment, connection, now).await {
+                match self.upsert_once(environment, connection, seal, now).await {
                     // A concurrent insert of the same connection won the race; the second
                     // attempt finds its row and updates it.
                     Err(StoreError::Database(error)) if is_unique_violation(&error) => self
-                        .upsert_once(environment, connection, now)
+                        .upsert_once(environment, connection, seal, now)
                         .await
                         .map_err(|error| match error {
                             StoreError::Database(error) => {
@@ -1170,10 +1265,12 @@ macro_rules! impl_store {
 
         #[async_trait]
         impl CiphertextStore for $store {
-            async fn list_ciphertexts(&self) -> Result<Vec<(CipherRef, Vec<u8>)>, StoreError> {
+            async fn list_ciphertexts(
+                &self,
+            ) -> Result<Vec<(CipherRef, EnvironmentId, Vec<u8>)>, StoreError> {
                 let mut all = Vec::new();
                 let rows = sqlx::query(
-                    "SELECT id, client_secret FROM integrations \
+                    "SELECT id, environment_id, client_secret FROM integrations \
                      WHERE client_secret IS NOT NULL ORDER BY id",
                 )
                 .fetch_all(&self.pool)
@@ -1181,26 +1278,46 @@ macro_rules! impl_store {
                 for row in &rows {
                     all.push((
                         CipherRef::IntegrationClientSecret(IntegrationId(row.try_get("id")?)),
+                        EnvironmentId(row.try_get("environment_id")?),
                         row.try_get("client_secret")?,
                     ));
                 }
-                let rows =
-                    sqlx::query("SELECT state, pkce_verifier FROM oauth_states ORDER BY state")
-                        .fetch_all(&self.pool)
-                        .await?;
+                let rows = sqlx::query(
+                    "SELECT state, environment_id, pkce_verifier FROM oauth_states ORDER BY state",
+                )
+                .fetch_all(&self.pool)
+                .await?;
                 for row in &rows {
                     all.push((
                         CipherRef::OAuthStatePkceVerifier(row.try_get("state")?),
+                        EnvironmentId(row.try_get("environment_id")?),
                         row.try_get("pkce_verifier")?,
                     ));
                 }
-                let rows = sqlx::query("SELECT id, credentials FROM connections ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await?;
+                let rows = sqlx::query(
+                    "SELECT id, environment_id, credentials FROM connections ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
                 for row in &rows {
                     all.push((
                         CipherRef::ConnectionCredentials(ConnectionRowId(row.try_get("id")?)),
+                        EnvironmentId(row.try_get("environment_id")?),
                         row.try_get("credentials")?,
+                    ));
+                }
+                let rows = sqlx::query(
+                    "SELECT id, secret_key_sealed FROM environments \
+                     WHERE secret_key_sealed IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for row in &rows {
+                    let id = EnvironmentId(row.try_get("id")?);
+                    all.push((
+                        CipherRef::EnvironmentSecretKey(id),
+                        id,
+                        row.try_get("secret_key_sealed")?,
                     ));
                 }
                 Ok(all)
@@ -1228,6 +1345,12 @@ macro_rules! impl_store {
                     CipherRef::ConnectionCredentials(id) => sqlx::query(
                         "UPDATE connections SET credentials = $1 \
                          WHERE id = $2 AND credentials = $3",
+                    )
+                    .bind(new)
+                    .bind(id.0),
+                    CipherRef::EnvironmentSecretKey(id) => sqlx::query(
+                        "UPDATE environments SET secret_key_sealed = $1 \
+                         WHERE id = $2 AND secret_key_sealed = $3",
                     )
                     .bind(new)
                     .bind(id.0),

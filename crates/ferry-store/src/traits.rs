@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::model::{
     CipherRef, ConnectSession, ConnectSessionId, Connection, ConnectionFilter, ConnectionPatch,
     ConnectionRowId, ConnectionStatus, Environment, EnvironmentId, Integration, IntegrationPatch,
-    MetadataMode, NewConnectSession, NewConnection, NewIntegration, OAuthState,
+    MetadataMode, NewConnectSession, NewConnection, NewIntegration, OAuthState, SealFor,
 };
 use crate::model::{DeliveryOutcome, WebhookDelivery, WebhookDeliveryId};
 use crate::model_sync::{
@@ -37,17 +37,33 @@ pub trait EnvironmentStore: Send + Sync {
     async fn ensure_environment(
         &self,
         name: &str,
-        new_secret_key: &str,
+        new_secret_key_hash: &str,
         new_signing_key: &str,
         now: i64,
     ) -> Result<Environment, StoreError>;
     /// All environments, by id.
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError>;
-    /// The environment whose API secret key is `secret_key`.
+    /// The environment whose API secret key hashes to `secret_key_hash`.
     async fn environment_by_secret_key(
         &self,
-        secret_key: &str,
+        secret_key_hash: &str,
     ) -> Result<Option<Environment>, StoreError>;
+    /// Stores the secret key's lookup hash and sealed form in place of `current` (the hash, or
+    /// a plaintext key written by an older Ferry); false if the row no longer holds `current`.
+    async fn seal_secret_key(
+        &self,
+        environment: EnvironmentId,
+        current: &str,
+        secret_key_hash: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// Replaces the app origins the environment's pages talk to (empty = none); false if the
+    /// environment does not exist.
+    async fn set_allowed_origins(
+        &self,
+        environment: EnvironmentId,
+        origins: &[String],
+    ) -> Result<bool, StoreError>;
     /// Sets or clears the environment's webhook URL; false if the environment does not exist.
     async fn set_webhook_url(
         &self,
@@ -64,6 +80,7 @@ pub trait IntegrationStore: Send + Sync {
         &self,
         environment: EnvironmentId,
         integration: &NewIntegration,
+        client_secret: Option<SealFor<'_>>,
         now: i64,
     ) -> Result<Integration, StoreError>;
     /// The integration with this key in the environment.
@@ -146,11 +163,13 @@ pub trait ConnectionStore: Send + Sync {
     /// exists, else when the `connection_id` exists; an update replaces credentials, config,
     /// tags, expiry and org/user, resets status and errors, and bumps the refresh fence (so an
     /// in-flight refresh cannot overwrite the new credentials); the matched row keeps its
-    /// `connection_id`. Returns the row and whether it was created.
+    /// `connection_id`. `seal` makes the credentials' ciphertext for the row's id. Returns the
+    /// row and whether it was created.
     async fn upsert_connection(
         &self,
         environment: EnvironmentId,
         connection: &NewConnection,
+        seal: SealFor<'_>,
         now: i64,
     ) -> Result<(Connection, bool), StoreError>;
     /// The connection `connection_id` of the integration `integration_key`.
@@ -254,8 +273,10 @@ pub trait ConnectionStore: Send + Sync {
 /// Whole-database access to encrypted columns, for key rotation (deliberately unscoped).
 #[async_trait]
 pub trait CiphertextStore: Send + Sync {
-    /// Every stored ciphertext with where it lives.
-    async fn list_ciphertexts(&self) -> Result<Vec<(CipherRef, Vec<u8>)>, StoreError>;
+    /// Every stored ciphertext with where it lives and the environment of its row.
+    async fn list_ciphertexts(
+        &self,
+    ) -> Result<Vec<(CipherRef, EnvironmentId, Vec<u8>)>, StoreError>;
     /// Replaces `old` with `new` only if the value is still `old` (compare-and-swap).
     async fn replace_ciphertext(
         &self,

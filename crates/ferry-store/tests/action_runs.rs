@@ -40,9 +40,9 @@ async fn connection(store: &Arc<dyn Store>, env_name: &str) -> (Environment, Con
                 provider: "salesforce".into(),
                 display_name: "Salesforce".into(),
                 client_id: None,
-                client_secret: None,
                 scopes: None,
             },
+            None,
             NOW,
         )
         .await
@@ -59,13 +59,14 @@ async fn connection(store: &Arc<dyn Store>, env_name: &str) -> (Environment, Con
                 tags: json!({}),
                 end_user: None,
                 end_user_id: None,
-                credentials: b"x".to_vec(),
                 expires_at: None,
                 sf_org_id: None,
                 sf_user_id: None,
                 reconnect: None,
+                existing: Default::default(),
                 auth_webhook: None,
             },
+            &|_| Ok(b"creds".to_vec()),
             NOW,
         )
         .await

@@ -170,16 +170,26 @@ fn new_integration(key: &str) -> NewIntegration {
         provider: "salesforce".to_owned(),
         display_name: "Salesforce".to_owned(),
         client_id: Some("client".to_owned()),
-        client_secret: Some(b"secret-ciphertext".to_vec()),
         scopes: Some("api refresh_token".to_owned()),
     }
 }
 
 async fn integration(store: &Arc<dyn Store>, env: EnvironmentId, key: &str) -> Integration {
     store
-        .create_integration(env, &new_integration(key), NOW)
+        .create_integration(env, &new_integration(key), Some(&secret), NOW)
         .await
         .expect("create integration")
+}
+
+/// The store's sealer for a test connection: `creds-{connection_id}` for whatever row.
+fn sealed(c: &NewConnection) -> impl Fn(i64) -> Result<Vec<u8>, String> + Send + Sync {
+    let id = c.connection_id.clone();
+    move |_| Ok(format!("creds-{id}").into_bytes())
+}
+
+/// The sealer of a test integration's client secret.
+fn secret(_: i64) -> Result<Vec<u8>, String> {
+    Ok(b"secret-ciphertext".to_vec())
 }
 
 fn new_connection(integration: &Integration, connection_id: &str) -> NewConnection {
@@ -192,11 +202,11 @@ fn new_connection(integration: &Integration, connection_id: &str) -> NewConnecti
         tags: json!({}),
         end_user: None,
         end_user_id: None,
-        credentials: format!("creds-{connection_id}").into_bytes(),
         expires_at: Some(NOW + 3_600_000),
         sf_org_id: None,
         sf_user_id: None,
         reconnect: None,
+        existing: Default::default(),
         auth_webhook: None,
     }
 }
@@ -284,7 +294,7 @@ async fn ensuring_an_environment_twice_returns_the_first_one_even_concurrently(
     let mut seen = HashSet::new();
     for racer in racers {
         let env = racer.await.expect("join").expect("ensure");
-        seen.insert((env.id, env.secret_key));
+        seen.insert((env.id, env.secret_key_hash));
     }
     let again = store
         .ensure_environment("dev", "other-secret", "other-sign", NOW + 1)
@@ -293,17 +303,37 @@ async fn ensuring_an_environment_twice_returns_the_first_one_even_concurrently(
     let prod = environment(&store, "prod").await;
 
     assert_eq!(seen.len(), 1, "every caller got the same environment");
-    assert!(seen.contains(&(again.id, again.secret_key.clone())));
+    assert!(seen.contains(&(again.id, again.secret_key_hash.clone())));
     let listed = store.list_environments().await.expect("list");
     assert_eq!(
         listed.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
         ["dev", "prod"]
     );
     let found = store
-        .environment_by_secret_key(&prod.secret_key)
+        .environment_by_secret_key(&prod.secret_key_hash)
         .await
         .expect("by key");
     assert_eq!(found, Some(prod.clone()));
+    // Sealing swaps the stored key for its hash and sealed copy, once (compare-and-swap).
+    assert!(store
+        .seal_secret_key(prod.id, &prod.secret_key_hash, "sha256:ab", b"sealed-key")
+        .await
+        .expect("seal"));
+    assert!(!store
+        .seal_secret_key(prod.id, &prod.secret_key_hash, "sha256:cd", b"other")
+        .await
+        .expect("seal again"));
+    let prod = store
+        .environment_by_secret_key("sha256:ab")
+        .await
+        .expect("by hash")
+        .expect("sealed row");
+    assert_eq!(prod.secret_key_sealed.as_deref(), Some(&b"sealed-key"[..]));
+    assert!(store.list_ciphertexts().await.expect("list").contains(&(
+        CipherRef::EnvironmentSecretKey(prod.id),
+        prod.id,
+        b"sealed-key".to_vec()
+    )));
     assert_eq!(
         store
             .environment_by_secret_key("nope")
@@ -316,7 +346,7 @@ async fn ensuring_an_environment_twice_returns_the_first_one_even_concurrently(
         .await
         .expect("set url"));
     let found = store
-        .environment_by_secret_key(&prod.secret_key)
+        .environment_by_secret_key(&prod.secret_key_hash)
         .await
         .expect("by key")
         .expect("present");
@@ -328,7 +358,12 @@ async fn data_of_one_environment_is_invisible_and_untouchable_from_another(store
     let prod = environment(&store, "prod").await;
     let sf = integration(&store, dev.id, "sf").await;
     let (connection, _) = store
-        .upsert_connection(dev.id, &new_connection(&sf, "c1"), NOW)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c1"),
+            &sealed(&new_connection(&sf, "c1")),
+            NOW,
+        )
         .await
         .expect("upsert");
     let dev_session = store
@@ -428,7 +463,12 @@ async fn data_of_one_environment_is_invisible_and_untouchable_from_another(store
         .expect("touch"));
     assert!(matches!(
         store
-            .upsert_connection(prod.id, &new_connection(&sf, "c2"), NOW)
+            .upsert_connection(
+                prod.id,
+                &new_connection(&sf, "c2"),
+                &sealed(&new_connection(&sf, "c2")),
+                NOW
+            )
             .await,
         Err(StoreError::NotFound { .. })
     ));
@@ -476,7 +516,7 @@ async fn integrations_are_created_read_renamed_and_deleted_with_their_connection
     integration(&store, dev.id, "other").await;
 
     let duplicate = store
-        .create_integration(dev.id, &new_integration("sf"), NOW)
+        .create_integration(dev.id, &new_integration("sf"), Some(&secret), NOW)
         .await;
     assert!(matches!(duplicate, Err(StoreError::Conflict { .. })));
     assert_eq!(
@@ -489,7 +529,12 @@ async fn integrations_are_created_read_renamed_and_deleted_with_their_connection
     );
 
     store
-        .upsert_connection(dev.id, &new_connection(&created, "c1"), NOW)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&created, "c1"),
+            &sealed(&new_connection(&created, "c1")),
+            NOW,
+        )
         .await
         .expect("upsert");
     let collide = IntegrationPatch {
@@ -556,7 +601,12 @@ async fn a_connect_session_is_found_by_token_hash_until_it_expires(store: Arc<dy
     let dev = environment(&store, "dev").await;
     let sf = integration(&store, dev.id, "sf").await;
     let (connection, _) = store
-        .upsert_connection(dev.id, &new_connection(&sf, "c1"), NOW)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c1"),
+            &sealed(&new_connection(&sf, "c1")),
+            NOW,
+        )
         .await
         .expect("upsert");
     let mut reconnect = session("hash-1", NOW + 1_800_000);
@@ -697,7 +747,7 @@ async fn reconnecting_the_same_org_user_and_end_user_updates_the_existing_connec
     first.end_user = Some(json!({"id": "u1", "display_name": "Ada"}));
     first.metadata = Some(json!({"kept": true}));
     let (original, created) = store
-        .upsert_connection(dev.id, &first, NOW)
+        .upsert_connection(dev.id, &first, &sealed(&first), NOW)
         .await
         .expect("first");
     assert!(created);
@@ -718,10 +768,9 @@ async fn reconnecting_the_same_org_user_and_end_user_updates_the_existing_connec
     again.sf_org_id = first.sf_org_id.clone();
     again.sf_user_id = first.sf_user_id.clone();
     again.end_user_id = first.end_user_id.clone();
-    again.credentials = b"fresh".to_vec();
     again.tags = json!({"t": "2"});
     let (updated, created) = store
-        .upsert_connection(dev.id, &again, NOW + 5)
+        .upsert_connection(dev.id, &again, &|_| Ok(b"fresh".to_vec()), NOW + 5)
         .await
         .expect("again");
 
@@ -742,28 +791,60 @@ async fn reconnecting_the_same_org_user_and_end_user_updates_the_existing_connec
     other_end_user.end_user_id = Some("u2".to_owned());
     other_end_user.connection_id = "c2".to_owned();
     let (second, created) = store
-        .upsert_connection(dev.id, &other_end_user, NOW + 6)
+        .upsert_connection(dev.id, &other_end_user, &sealed(&other_end_user), NOW + 6)
         .await
         .expect("other end user");
     assert!(created);
     assert_ne!(second.id, original.id);
 
-    let mut explicit = new_connection(&sf, "ignored");
-    explicit.reconnect = Some(second.id);
-    explicit.sf_org_id = Some("00D2".to_owned());
-    explicit.sf_user_id = Some("0052".to_owned());
-    explicit.credentials = b"reconnected".to_vec();
+    // A reconnect onto another org is refused: records of two orgs never mix.
+    let mut elsewhere = new_connection(&sf, "ignored");
+    elsewhere.reconnect = Some(second.id);
+    elsewhere.sf_org_id = Some("00D2".to_owned());
+    elsewhere.sf_user_id = Some("0052".to_owned());
+    assert!(matches!(
+        store
+            .upsert_connection(dev.id, &elsewhere, &sealed(&elsewhere), NOW + 7)
+            .await,
+        Err(StoreError::OrgMismatch { .. })
+    ));
+    // The same org (another user of it) reconnects; no tags given keeps the connection's tags.
+    let mut explicit = elsewhere.clone();
+    explicit.sf_org_id = second.sf_org_id.clone();
+    explicit.tags = Value::Null;
     let (target, created) = store
-        .upsert_connection(dev.id, &explicit, NOW + 7)
+        .upsert_connection(dev.id, &explicit, &sealed(&explicit), NOW + 7)
         .await
         .expect("explicit reconnect");
     assert!(!created);
     assert_eq!(target.id, second.id);
     assert_eq!(target.connection_id, "c2");
-    assert_eq!(target.sf_org_id.as_deref(), Some("00D2"));
+    assert_eq!(target.sf_user_id.as_deref(), Some("0052"));
+    assert_eq!(target.tags, second.tags, "tags kept");
+    // An import over an existing connection id is refused unless it asks to replace.
+    let mut import = new_connection(&sf, "c2");
+    import.existing = ferry_store::ExistingConnection::Refuse;
+    assert!(matches!(
+        store
+            .upsert_connection(dev.id, &import, &sealed(&import), NOW + 7)
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    import.existing = ferry_store::ExistingConnection::Replace;
+    let (replaced, created) = store
+        .upsert_connection(dev.id, &import, &sealed(&import), NOW + 7)
+        .await
+        .expect("replace");
+    assert!(!created);
+    assert_eq!(replaced.id, second.id);
 
     let (by_id, created) = store
-        .upsert_connection(dev.id, &new_connection(&sf, "c2"), NOW + 8)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c2"),
+            &sealed(&new_connection(&sf, "c2")),
+            NOW + 8,
+        )
         .await
         .expect("same connection id");
     assert!(!created);
@@ -772,7 +853,9 @@ async fn reconnecting_the_same_org_user_and_end_user_updates_the_existing_connec
     let mut missing = new_connection(&sf, "x");
     missing.reconnect = Some(ferry_store::ConnectionRowId(i64::MAX));
     assert!(matches!(
-        store.upsert_connection(dev.id, &missing, NOW).await,
+        store
+            .upsert_connection(dev.id, &missing, &sealed(&missing), NOW)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
     let all = store
@@ -794,7 +877,11 @@ async fn concurrent_authorizations_of_the_same_org_user_create_one_connection(
             let mut connection = new_connection(&sf, &format!("c{n}"));
             connection.sf_org_id = Some("00D1".to_owned());
             connection.sf_user_id = Some("0051".to_owned());
-            tokio::spawn(async move { store.upsert_connection(dev.id, &connection, NOW).await })
+            tokio::spawn(async move {
+                store
+                    .upsert_connection(dev.id, &connection, &sealed(&connection), NOW)
+                    .await
+            })
         })
         .collect();
     let mut created = 0;
@@ -856,7 +943,7 @@ async fn listing_connections_filters_orders_newest_first_and_pages(store: Arc<dy
             }));
         }
         store
-            .upsert_connection(dev.id, &connection, created_at)
+            .upsert_connection(dev.id, &connection, &sealed(&connection), created_at)
             .await
             .expect("upsert");
     }
@@ -1017,7 +1104,12 @@ async fn metadata_is_replaced_or_merged_on_all_connections_or_none(store: Arc<dy
     let sf = integration(&store, dev.id, "sf").await;
     for id in ["c1", "c2"] {
         store
-            .upsert_connection(dev.id, &new_connection(&sf, id), NOW)
+            .upsert_connection(
+                dev.id,
+                &new_connection(&sf, id),
+                &sealed(&new_connection(&sf, id)),
+                NOW,
+            )
             .await
             .expect("upsert");
     }
@@ -1116,7 +1208,12 @@ async fn patching_a_connection_changes_only_the_given_fields(store: Arc<dyn Stor
     let dev = environment(&store, "dev").await;
     let sf = integration(&store, dev.id, "sf").await;
     let (original, _) = store
-        .upsert_connection(dev.id, &new_connection(&sf, "c1"), NOW)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c1"),
+            &sealed(&new_connection(&sf, "c1")),
+            NOW,
+        )
         .await
         .expect("upsert");
 
@@ -1178,7 +1275,12 @@ async fn a_credential_write_with_a_stale_fence_is_refused(store: Arc<dyn Store>)
     let dev = environment(&store, "dev").await;
     let sf = integration(&store, dev.id, "sf").await;
     let (connection, _) = store
-        .upsert_connection(dev.id, &new_connection(&sf, "c1"), NOW)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c1"),
+            &sealed(&new_connection(&sf, "c1")),
+            NOW,
+        )
         .await
         .expect("upsert");
     let stale = store
@@ -1246,7 +1348,12 @@ async fn a_refresh_lease_is_exclusive_until_released_or_expired(store: Arc<dyn S
     let dev = environment(&store, "dev").await;
     let sf = integration(&store, dev.id, "sf").await;
     let (connection, _) = store
-        .upsert_connection(dev.id, &new_connection(&sf, "c1"), NOW)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c1"),
+            &sealed(&new_connection(&sf, "c1")),
+            NOW,
+        )
         .await
         .expect("upsert");
 
@@ -1320,17 +1427,21 @@ async fn ciphertexts_are_listed_and_replaced_only_when_unchanged(store: Arc<dyn 
     let dev = environment(&store, "dev").await;
     let sf = integration(&store, dev.id, "sf").await;
     let (connection, _) = store
-        .upsert_connection(dev.id, &new_connection(&sf, "c1"), NOW)
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c1"),
+            &sealed(&new_connection(&sf, "c1")),
+            NOW,
+        )
         .await
         .expect("upsert");
     store
         .create_oauth_state(&oauth_state(dev.id, &sf, "s1"))
         .await
         .expect("state");
-    let mut no_secret = new_integration("public");
-    no_secret.client_secret = None;
+    let no_secret = new_integration("public");
     store
-        .create_integration(dev.id, &no_secret, NOW)
+        .create_integration(dev.id, &no_secret, None, NOW)
         .await
         .expect("create");
 
@@ -1341,19 +1452,22 @@ async fn ciphertexts_are_listed_and_replaced_only_when_unchanged(store: Arc<dyn 
         vec![
             (
                 CipherRef::IntegrationClientSecret(sf.id),
+                dev.id,
                 b"secret-ciphertext".to_vec()
             ),
             (
                 CipherRef::OAuthStatePkceVerifier("s1".to_owned()),
+                dev.id,
                 b"verifier-ciphertext".to_vec()
             ),
             (
                 CipherRef::ConnectionCredentials(connection.id),
+                dev.id,
                 b"creds-c1".to_vec()
             ),
         ]
     );
-    for (target, old) in &listed {
+    for (target, _, old) in &listed {
         assert!(store
             .replace_ciphertext(target, old, b"rotated")
             .await
@@ -1381,7 +1495,7 @@ async fn ciphertexts_are_listed_and_replaced_only_when_unchanged(store: Arc<dyn 
         .await
         .expect("list")
         .into_iter()
-        .map(|(_, bytes)| bytes)
+        .map(|(_, _, bytes)| bytes)
         .collect();
     assert_eq!(
         after,
@@ -1451,13 +1565,13 @@ async fn an_auth_webhook_is_queued_with_the_connection_and_claimed_by_one_worker
     new.sf_user_id = Some("005000000000001AAA".into());
     new.auth_webhook = Some(json!({"from": "nango", "type": "auth", "success": true}));
     let (first, created) = store
-        .upsert_connection(env.id, &new, NOW)
+        .upsert_connection(env.id, &new, &sealed(&new), NOW)
         .await
         .expect("upsert");
     assert!(created);
     new.connection_id = "c-2".into();
     store
-        .upsert_connection(env.id, &new, NOW + 1)
+        .upsert_connection(env.id, &new, &sealed(&new), NOW + 1)
         .await
         .expect("reconnect");
 

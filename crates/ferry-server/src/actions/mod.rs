@@ -224,8 +224,8 @@ pub async fn run(
         .map_err(|e| ActionError::from_sf(e, false))?
         .log_as(ferry_store::OperationKind::Action);
     let key = transport
-        .org_id()
-        .map(str::to_string)
+        .org_key()
+        .map(|k| k.to_string())
         .unwrap_or(instance_key);
     let version = state
         .actions

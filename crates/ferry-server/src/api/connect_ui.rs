@@ -1,10 +1,11 @@
 //! The Connect UI: a small server-rendered page at the `connect_link` that lists the session's integrations, asks for an optional My Domain, runs the OAuth popup flow and shows the outcome; it also speaks `openConnectUI`'s iframe messages.
 
 use super::connect::resolve_session;
+use super::pages::{self, escape, Origins};
 use crate::app::AppState;
 use crate::providers::provider;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,48 +18,50 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/connect/", get(page))
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem;color:#1f2937}\
 h1{font-size:1.35rem}ul{list-style:none;padding:0}li{border:1px solid #d1d5db;border-radius:.5rem;padding:1rem;margin:.75rem 0}\
 button{font-size:1rem;padding:.5rem 1rem;border-radius:.375rem;border:1px solid #2563eb;background:#2563eb;color:#fff;cursor:pointer}\
 label{display:block;font-size:.875rem;margin:.5rem 0 .25rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
-.hint{font-size:.8rem;color:#6b7280}.error{color:#b91c1c}.ok{color:#047857}";
+.hint{font-size:.8rem;color:#6b7280}.error{color:#b91c1c}.ok{color:#047857}\
+button.secondary{background:#fff;color:#1f2937;border-color:#d1d5db}";
 
-fn shell(title: &str, body: &str, script: &str) -> Response {
+/// A page: the body, and a script that sees `targets` (where it may post messages).
+fn shell(title: &str, body: &str, script: &str, origins: &Origins) -> Response {
+    let nonce = pages::nonce();
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{}</title><style>{STYLE}</style></head><body><main>{body}</main><script>{script}</script></body></html>",
-        escape(title)
+<title>{}</title><style nonce=\"{nonce}\">{STYLE}</style></head><body><main>{body}</main>\
+<script nonce=\"{nonce}\">var targets = {};{script}</script></body></html>",
+        escape(title),
+        origins.targets_js(),
     );
     let mut resp = (StatusCode::OK, Html(html)).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    pages::secure(&mut resp, &nonce, origins);
     resp
 }
 
 /// When opened in `openConnectUI`'s iframe without a token, ask the parent for it.
 const WAIT_FOR_TOKEN: &str = r#"
 window.addEventListener("message", function (event) {
+  if (targets.indexOf("*") < 0 && targets.indexOf(event.origin) < 0) { return; }
   if (event.data && event.data.type === "session_token" && event.data.sessionToken) {
     var url = new URL(window.location.href);
     url.searchParams.set("session_token", event.data.sessionToken);
     window.location.replace(url.toString());
   }
 });
+// "ready" carries nothing, so any parent may hear it; the token it answers with is itself the
+// capability. Only origins allowed to frame this page (frame-ancestors) get this far.
 if (window.parent !== window) { window.parent.postMessage({ type: "ready" }, "*"); }
 "#;
 
 /// Runs the flow for a clicked integration and reports the outcome on the page and to a parent frame.
 const FLOW: &str = r#"
 var token = document.body.dataset.token;
-function tell(message) { if (window.parent !== window) { window.parent.postMessage(message, "*"); } }
+function tell(message) {
+  if (window.parent === window) { return; }
+  targets.forEach(function (origin) { window.parent.postMessage(message, origin); });
+}
 function show(id, text, cls) {
   var out = document.getElementById("outcome");
   out.innerHTML = "";
@@ -68,7 +71,7 @@ function show(id, text, cls) {
   p.textContent = text;
   out.appendChild(p);
 }
-if (window.parent !== window) { window.parent.postMessage({ type: "ready" }, "*"); }
+tell({ type: "ready" });
 document.querySelectorAll("form.integration").forEach(function (form) {
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -109,6 +112,7 @@ async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Re
             "Connect",
             "<h1>Connect</h1><p class=\"hint\">Waiting for a connect session…</p>",
             WAIT_FOR_TOKEN,
+            &Origins::of_all(&state).await,
         );
     };
     let auth = match resolve_session(&state, &token).await {
@@ -118,7 +122,7 @@ async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Re
                 "<h1>Connect</h1><p class=\"error\" data-testid=\"connect-error\">{}</p>",
                 escape(&e.message)
             );
-            return shell("Connect", &body, "");
+            return shell("Connect", &body, "", &Origins::of(&state, None).await);
         }
     };
     let integrations = match state.store.list_integrations(auth.environment.id).await {
@@ -129,6 +133,7 @@ async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Re
                 "Connect",
                 "<h1>Connect</h1><p class=\"error\">Something went wrong; try again.</p>",
                 "",
+                &Origins::of(&state, None).await,
             );
         }
     };
@@ -163,7 +168,7 @@ async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Re
     }
     let body = format!(
         "<h1>Connect your Salesforce org</h1><ul>{items}</ul><div id=\"outcome\" aria-live=\"polite\"></div>\
-<p><button id=\"close\" type=\"button\" style=\"background:#fff;color:#1f2937;border-color:#d1d5db\">Close</button></p>"
+<p><button id=\"close\" type=\"button\" class=\"secondary\">Close</button></p>"
     );
     let script = format!(
         "document.body.dataset.token = {};{FLOW}",
@@ -171,5 +176,6 @@ async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Re
             .to_string()
             .replace('<', "\\u003c")
     );
-    shell("Connect your Salesforce org", &body, &script)
+    let origins = Origins::of(&state, Some(auth.environment.id)).await;
+    shell("Connect your Salesforce org", &body, &script, &origins)
 }

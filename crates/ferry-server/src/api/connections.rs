@@ -3,7 +3,9 @@
 use super::auth::Env;
 use super::{json_body, now_ms, strict_query};
 use crate::app::AppState;
-use crate::connections::{full_json, list_item_json, oauth_client, open, seal, Credentials};
+use crate::connections::{
+    full_json, list_item_json, oauth_client, open, verify_imported_org, Credentials,
+};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -13,8 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ferry_core::ids::{ConnectionId, ProviderConfigKey};
 use ferry_store::{
-    ConnectionFilter, ConnectionPatch, EnvironmentId, Integration, MetadataMode, NewConnection,
-    StoreError,
+    ConnectionFilter, ConnectionPatch, EnvironmentId, ExistingConnection, Integration,
+    MetadataMode, NewConnection, StoreError,
 };
 
 fn mode(merge: bool) -> MetadataMode {
@@ -282,6 +284,9 @@ async fn patch(
     Ok(Json(json!({ "success": true })))
 }
 
+/// Most connections one metadata call may name.
+pub const MAX_METADATA_CONNECTIONS: usize = 1_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
@@ -309,6 +314,12 @@ async fn metadata(
     let body: MetadataBody = json_body(headers, bytes)?;
     let ids = match &body.connection_id {
         OneOrMany::One(s) => vec![s.clone()],
+        OneOrMany::Many(v) if v.len() > MAX_METADATA_CONNECTIONS => {
+            return Err(ApiError::invalid_body(
+                "connection_id",
+                format!("at most {MAX_METADATA_CONNECTIONS} connections per call"),
+            ))
+        }
         OneOrMany::Many(v) => v.clone(),
     };
     integration_for(state, env_id, Some(&body.provider_config_key)).await?;
@@ -449,6 +460,9 @@ struct ImportBody {
     end_user: Option<Value>,
     #[serde(default)]
     tags: Option<BTreeMap<String, String>>,
+    /// Replace an existing connection with the same `connection_id` (otherwise 409).
+    #[serde(default)]
+    replace: bool,
 }
 
 async fn import(
@@ -476,7 +490,7 @@ async fn import(
             .to_string(),
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let config = body.connection_config.clone().unwrap_or_default();
+    let mut config = body.connection_config.clone().unwrap_or_default();
     let instance_url = config
         .get("instance_url")
         .and_then(Value::as_str)
@@ -486,7 +500,11 @@ async fn import(
                 "required: the org's instance URL",
             )
         })?;
-    if !state.config.hosts.upstream_allowed(instance_url) {
+    if !state
+        .config
+        .hosts
+        .upstream_allowed(&integration.provider, instance_url)
+    {
         return Err(ApiError::invalid_body(
             "connection_config.instance_url",
             "not a Salesforce instance host Ferry trusts",
@@ -502,7 +520,7 @@ async fn import(
         ),
         None => None,
     };
-    let credentials = Credentials {
+    let mut credentials = Credentials {
         access_token: body.credentials.access_token.clone(),
         refresh_token: body.credentials.refresh_token.clone(),
         expires_at,
@@ -510,6 +528,7 @@ async fn import(
         raw: body.credentials.raw.clone().unwrap_or_else(|| json!({})),
     };
     let _ = body.webhook_url_override;
+    let identity = verify_imported_org(&state, &integration, &mut config, &mut credentials).await?;
     let tags: Map<String, Value> = body
         .tags
         .unwrap_or_default()
@@ -535,20 +554,26 @@ async fn import(
                 tags: Value::Object(tags),
                 end_user: body.end_user,
                 end_user_id,
-                credentials: seal(&state, &credentials)?,
                 expires_at,
-                sf_org_id: None,
-                sf_user_id: None,
+                sf_org_id: Some(identity.org_id),
+                sf_user_id: Some(identity.user_id),
                 reconnect: None,
+                existing: if body.replace {
+                    ExistingConnection::Replace
+                } else {
+                    ExistingConnection::Refuse
+                },
                 auth_webhook: None,
             },
+            &crate::connections::sealer(&state, env.id, &credentials),
             now_ms(),
         )
         .await
         .map_err(|e| match e {
-            StoreError::Conflict { .. } => ApiError::bad_request(
+            StoreError::Conflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
                 "duplicate_connection",
-                "a connection with this connection_id already exists",
+                "a connection with this connection_id already exists; send \"replace\": true to replace it",
             ),
             other => ApiError::from(other),
         })?;

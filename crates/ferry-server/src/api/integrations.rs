@@ -5,13 +5,18 @@ use super::{iso_z, json_body, now_ms, strict_query};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::providers::provider;
+use crate::sealing;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use ferry_core::ids::ProviderConfigKey;
-use ferry_store::{Integration, IntegrationPatch, NewIntegration, StoreError};
+use ferry_core::secret::SecretString;
+use ferry_store::{
+    CipherRef, EnvironmentId, Integration, IntegrationId, IntegrationPatch, NewIntegration,
+    StoreError,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -23,8 +28,42 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/integrations/{key}", get(one).patch(update).delete(remove))
 }
 
-/// The AAD naming what a client secret ciphertext is (so it cannot pass for another kind of secret).
-pub const CLIENT_SECRET_AAD: &[u8] = b"integration-client-secret";
+/// Seals a client secret for the integration row `id` of `environment` (bound to that row).
+pub fn seal_client_secret(
+    state: &AppState,
+    environment: EnvironmentId,
+    id: IntegrationId,
+    secret: &str,
+) -> Result<Vec<u8>, ApiError> {
+    state
+        .vault
+        .encrypt(
+            secret.as_bytes(),
+            &sealing::aad(&CipherRef::IntegrationClientSecret(id), environment),
+        )
+        .map_err(ApiError::internal)
+}
+
+/// Opens an integration's client secret, if it has one.
+pub fn open_client_secret(
+    state: &AppState,
+    integration: &Integration,
+) -> Result<Option<SecretString>, ApiError> {
+    integration
+        .client_secret
+        .as_ref()
+        .map(|blob| {
+            state.vault.decrypt_string(
+                blob,
+                &sealing::aad(
+                    &CipherRef::IntegrationClientSecret(integration.id),
+                    integration.environment_id,
+                ),
+            )
+        })
+        .transpose()
+        .map_err(ApiError::internal)
+}
 
 fn integration_json(
     state: &AppState,
@@ -41,15 +80,7 @@ fn integration_json(
         "updated_at": iso_z(i.updated_at),
     });
     if with_credentials {
-        let secret = match &i.client_secret {
-            Some(blob) => Some(
-                state
-                    .vault
-                    .decrypt_string(blob, CLIENT_SECRET_AAD)
-                    .map_err(ApiError::internal)?,
-            ),
-            None => None,
-        };
+        let secret = open_client_secret(state, i)?;
         if let Some(map) = v.as_object_mut() {
             map.insert(
                 "credentials".into(),
@@ -189,10 +220,15 @@ async fn create(
     };
     check_credentials(&credentials)?;
     let _ = body.forward_webhooks;
-    let secret = state
-        .vault
-        .encrypt(credentials.client_secret.as_bytes(), CLIENT_SECRET_AAD)
-        .map_err(ApiError::internal)?;
+    let seal = |id: i64| {
+        seal_client_secret(
+            &state,
+            env.id,
+            IntegrationId(id),
+            &credentials.client_secret,
+        )
+        .map_err(|e| e.message)
+    };
     let created = state
         .store
         .create_integration(
@@ -203,10 +239,10 @@ async fn create(
                 display_name: body
                     .display_name
                     .unwrap_or_else(|| p.display_name.to_string()),
-                client_id: Some(credentials.client_id),
-                client_secret: Some(secret),
-                scopes: credentials.scopes,
+                client_id: Some(credentials.client_id.clone()),
+                scopes: credentials.scopes.clone(),
             },
+            Some(&seal),
             now_ms(),
         )
         .await
@@ -256,16 +292,18 @@ async fn update(
         check_credentials(c)?;
     }
     let _ = body.forward_webhooks;
-    let secret = body
-        .credentials
-        .as_ref()
-        .map(|c| {
-            state
-                .vault
-                .encrypt(c.client_secret.as_bytes(), CLIENT_SECRET_AAD)
-        })
-        .transpose()
-        .map_err(ApiError::internal)?;
+    let secret = match &body.credentials {
+        Some(c) => {
+            let current = super::integration(&state, env.id, &key).await?;
+            Some(seal_client_secret(
+                &state,
+                env.id,
+                current.id,
+                &c.client_secret,
+            )?)
+        }
+        None => None,
+    };
     let patch = IntegrationPatch {
         unique_key: new_key.map(|k| k.as_str().to_string()),
         provider: None,

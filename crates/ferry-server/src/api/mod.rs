@@ -9,6 +9,7 @@ pub mod environment;
 pub mod integrations;
 pub mod logs;
 pub mod oauth;
+pub mod pages;
 pub mod providers;
 pub mod proxy;
 pub mod records;
@@ -17,15 +18,23 @@ pub mod syncs;
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tower_http::limit::RequestBodyLimitLayer;
 
-/// The whole router.
+/// The whole router, with each route family's limits: the API routes get the request timeout
+/// and the API body limit. Routes that may refresh a token or call Salesforce (connections,
+/// actions, the proxy) are bounded by the upstream timeouts instead: cutting a refresh short
+/// could lose a rotated refresh token. The proxy has its own (larger) body limit.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let limits = state.config.limits;
+    let api = Router::new()
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"result": "ok"})) }),
@@ -34,16 +43,45 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(integrations::routes())
         .merge(connect::routes())
         .merge(connect_ui::routes())
-        .merge(connections::routes())
         .merge(oauth::routes())
         .merge(environment::routes())
-        .merge(proxy::routes())
-        .merge(actions::routes())
         .merge(records::routes())
         .merge(syncs::routes())
         .merge(logs::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_millis(limits.request_timeout_ms.max(1)),
+            time_limit,
+        ))
+        .layer(DefaultBodyLimit::max(limits.api_body_bytes));
+    let upstream_bound = Router::new()
+        .merge(connections::routes())
+        .merge(actions::routes())
+        .layer(DefaultBodyLimit::max(limits.api_body_bytes))
+        .merge(
+            proxy::routes()
+                .layer(DefaultBodyLimit::max(limits.proxy_body_bytes))
+                .layer(RequestBodyLimitLayer::new(limits.proxy_body_bytes)),
+        );
+    api.merge(upstream_bound)
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
+}
+
+/// Answers `503 request_timeout` when a request runs past the configured time.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            "the request took longer than the server allows; try again",
+        )
+        .into_response(),
+    }
 }
 
 /// Parses a query string, refusing parameters outside `allowed` (as Nango does).

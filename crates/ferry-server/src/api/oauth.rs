@@ -2,6 +2,7 @@
 
 use super::connect::resolve_session;
 use super::now_ms;
+use super::pages::{self, Origins};
 use crate::app::AppState;
 use crate::connections::{
     check_token_response, oauth_client, store_oauth_connection, NewOAuthConnection,
@@ -10,7 +11,7 @@ use crate::error::ApiError;
 use crate::providers::provider;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -37,15 +38,34 @@ async fn websocket(
     State(state): State<Arc<AppState>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let limits = state.config.limits;
     match upgrade {
-        Ok(ws) => ws.on_upgrade(move |socket| async move { state.ws.serve(socket).await }),
+        Ok(_) if state.ws.len() >= limits.ws_max => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_websockets",
+            "the server holds as many WebSockets as it allows; try again shortly",
+        )
+        .into_response(),
+        Ok(ws) => {
+            let socket_limits = crate::ws::SocketLimits {
+                unclaimed: std::time::Duration::from_millis(limits.ws_unclaimed_ms),
+                idle: std::time::Duration::from_millis(limits.ws_idle_ms),
+            };
+            ws.max_message_size(64 * 1024)
+                .on_upgrade(
+                    move |socket| async move { state.ws.serve(socket, socket_limits).await },
+                )
+        }
         Err(_) => Redirect::to("/connect/").into_response(),
     }
 }
 
-/// The AAD binding a PKCE verifier ciphertext to its OAuth state.
-pub fn verifier_aad(state: &str) -> Vec<u8> {
-    format!("oauth-state:{state}:pkce-verifier").into_bytes()
+/// The AAD binding a PKCE verifier ciphertext to its OAuth state and environment.
+fn verifier_aad(environment: EnvironmentId, state: &str) -> Vec<u8> {
+    crate::sealing::aad(
+        &ferry_store::CipherRef::OAuthStatePkceVerifier(state.to_string()),
+        environment,
+    )
 }
 
 /// An integration by row id, within an environment.
@@ -90,17 +110,10 @@ impl From<ApiError> for FlowError {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// The page the OAuth popup lands on: posts the outcome to the opener and a BroadcastChannel,
-/// closes itself on acknowledgement (or shortly after success).
-fn callback_page(outcome: Result<(&str, &str), &FlowError>) -> Response {
+/// The page the OAuth popup lands on: posts the outcome to the opener (only at the
+/// environment's allowed origins and Ferry's own) and a BroadcastChannel, closes itself on
+/// acknowledgement (or shortly after success).
+fn callback_page(outcome: Result<(&str, &str), &FlowError>, origins: &Origins) -> Response {
     let (status, message, title, detail) = match outcome {
         Ok((key, connection_id)) => (
             StatusCode::OK,
@@ -118,27 +131,33 @@ fn callback_page(outcome: Result<(&str, &str), &FlowError>) -> Response {
     let success = status == StatusCode::OK;
     // `</` cannot end the script early: the JSON is embedded with `<` escaped.
     let message_js = message.to_string().replace('<', "\\u003c");
+    let nonce = pages::nonce();
     let body = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2937}}h1{{font-size:1.4rem}}</style>
+<style nonce="{nonce}">body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2937}}h1{{font-size:1.4rem}}</style>
 </head><body>
 <main><h1 data-testid="{testid}">{title}</h1><p>{detail}</p></main>
-<script>
+<script nonce="{nonce}">
 (function () {{
   var message = {message_js};
-  try {{ if (window.opener) {{ window.opener.postMessage(message, "*"); }} }} catch (e) {{}}
+  var targets = {targets};
+  targets.forEach(function (origin) {{
+    try {{ if (window.opener) {{ window.opener.postMessage(message, origin); }} }} catch (e) {{}}
+  }});
   try {{ var channel = new BroadcastChannel("nango-oauth-callback"); channel.postMessage(message); }} catch (e) {{}}
   window.addEventListener("message", function (event) {{
+    if (targets.indexOf("*") < 0 && targets.indexOf(event.origin) < 0) {{ return; }}
     if (event.data && event.data.type === "nango_oauth_callback_ack") {{ window.close(); }}
   }});
   {autoclose}
 }})();
 </script>
 </body></html>"#,
-        title = escape(&title),
-        detail = escape(&detail),
+        title = pages::escape(&title),
+        detail = pages::escape(&detail),
+        targets = origins.targets_js(),
         testid = if success {
             "oauth-success"
         } else {
@@ -151,8 +170,7 @@ fn callback_page(outcome: Result<(&str, &str), &FlowError>) -> Response {
         },
     );
     let mut resp = (status, Html(body)).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    pages::secure(&mut resp, &nonce, origins);
     resp
 }
 
@@ -186,24 +204,99 @@ async fn connect(
     RawQuery(raw): RawQuery,
 ) -> Response {
     match start_flow(&state, &key, raw.as_deref()).await {
-        Ok((url, oauth_state)) => {
-            let mut resp = Redirect::to(&url).into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "oauth2-{oauth_state}=1; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax"
-            )) {
+        Ok(flow) => {
+            let mut resp = Redirect::to(&flow.authorize_url).into_response();
+            let cookie = flow_cookie(
+                &state.public_url,
+                &flow.state,
+                &flow.browser_secret,
+                STATE_TTL_MS / 1000,
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
             }
             resp
         }
-        Err(e) => callback_page(Err(&e)),
+        Err(e) => callback_page(Err(&e), &Origins::of(&state, None).await),
     }
 }
+
+/// The name of the cookie binding one flow to the browser that started it.
+fn flow_cookie_name(oauth_state: &str) -> String {
+    format!("ferry_oauth_{oauth_state}")
+}
+
+/// The `Set-Cookie` value of a flow's browser binding (`max_age_secs = 0` clears it): HttpOnly,
+/// SameSite=Lax (sent on Salesforce's top-level redirect back to the callback), `Secure` when
+/// Ferry is served over https.
+fn flow_cookie(public_url: &str, oauth_state: &str, value: &str, max_age_secs: i64) -> String {
+    let secure = if public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}={value}; Max-Age={max_age_secs}; Path=/oauth; HttpOnly; SameSite=Lax{secure}",
+        flow_cookie_name(oauth_state)
+    )
+}
+
+/// Removes a finished flow's cookie from the browser.
+fn clear_flow_cookie(state: &AppState, page: &mut Response, oauth_state: &str) {
+    if let Ok(v) = HeaderValue::from_str(&flow_cookie(&state.public_url, oauth_state, "", 0)) {
+        page.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The stored form of a flow's browser secret (the cookie holds the secret itself).
+fn browser_binding(secret: &str) -> String {
+    hex_lower(&Sha256::digest(secret.as_bytes()))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the request carries the cookie of the browser that started the flow `taken`
+/// (compared in constant time).
+fn browser_matches(headers: &HeaderMap, taken: &OAuthState) -> bool {
+    let Some(expected) = taken
+        .connection_config
+        .get("browser_binding")
+        .and_then(Value::as_str)
+    else {
+        return false;
+    };
+    let name = flow_cookie_name(&taken.state);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .any(|(_, v)| {
+            let actual = browser_binding(v.trim());
+            ferry_core::secret::constant_time_eq(actual.as_bytes(), expected.as_bytes())
+        })
+}
+
+/// A started flow: where to send the browser, and what binds the flow to it.
+struct StartedFlow {
+    authorize_url: String,
+    state: String,
+    browser_secret: String,
+}
+
+/// Authorization parameters an end user may add to the authorize URL (everything else, and
+/// `prompt` and the scopes in particular, is decided by the integration and the app's server).
+const END_USER_AUTHORIZATION_PARAMS: &[&str] = &["login_hint", "display"];
 
 async fn start_flow(
     state: &AppState,
     key: &str,
     raw: Option<&str>,
-) -> Result<(String, String), FlowError> {
+) -> Result<StartedFlow, FlowError> {
     let query: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
@@ -275,6 +368,7 @@ async fn start_flow(
     };
     let client = oauth_client(state, &integration, hostname.as_ref())?;
     let oauth_state = uuid::Uuid::new_v4().to_string();
+    let browser_secret = crate::app::random_hex(32);
     let (verifier, challenge) = pkce_pair();
     let mut config = Map::new();
     if let Some(h) = &hostname {
@@ -290,7 +384,10 @@ async fn start_flow(
             connection_id: None,
             pkce_verifier: state
                 .vault
-                .encrypt(verifier.as_bytes(), &verifier_aad(&oauth_state))
+                .encrypt(
+                    verifier.as_bytes(),
+                    &verifier_aad(auth.environment.id, &oauth_state),
+                )
                 .map_err(ApiError::internal)?,
             ws_client_id: get("ws_client_id"),
             // The flow's context: the connection config so far and what the session gives the connection.
@@ -299,19 +396,24 @@ async fn start_flow(
                 "tags": session.tags,
                 "end_user": session.end_user,
                 "reconnect": session.reconnect_connection_id.map(|r| r.0),
+                "browser_binding": browser_binding(&browser_secret),
             }),
             expires_at: now_ms() + STATE_TTL_MS,
             created_at: now_ms(),
         })
         .await
         .map_err(ApiError::from)?;
-    let scopes = get("user_scope")
-        .or_else(|| {
-            defaults
-                .get("user_scopes")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+    if get("user_scope").is_some() {
+        return Err(FlowError::new(
+            "invalid_query_params",
+            "scopes are set by the integration (or the app's connect session), not by the link",
+        ));
+    }
+    // Scopes come from the app's server (session defaults) or the integration, never the link.
+    let scopes = defaults
+        .get("user_scopes")
+        .and_then(Value::as_str)
+        .map(str::to_string)
         .or_else(|| integration.scopes.clone())
         .unwrap_or_else(|| p.default_scopes.join(","));
     let scopes = scopes
@@ -319,11 +421,23 @@ async fn start_flow(
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut extra: BTreeMap<String, String> = p
-        .authorization_params
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
+    let mut extra: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in bracket_params(&query, "authorization_params") {
+        if !END_USER_AUTHORIZATION_PARAMS.contains(&k.as_str()) {
+            return Err(FlowError::new(
+                "invalid_query_params",
+                format!(
+                    "authorization_params[{k}] cannot be set from the link; allowed: {}",
+                    END_USER_AUTHORIZATION_PARAMS.join(", ")
+                ),
+            ));
+        }
+        if v != "undefined" {
+            extra.insert(k, v);
+        }
+    }
+    // The app's server may set any parameter through the session's defaults; the provider's
+    // own (`prompt=consent`) always win.
     if let Some(Value::Object(m)) = defaults.get("authorization_params") {
         for (k, v) in m {
             if let Some(s) = v.as_str() {
@@ -331,45 +445,79 @@ async fn start_flow(
             }
         }
     }
-    for (k, v) in bracket_params(&query, "authorization_params") {
-        if v == "undefined" {
-            extra.remove(&k);
-        } else {
-            extra.insert(k, v);
-        }
+    for (k, v) in p.authorization_params {
+        extra.insert((*k).to_string(), (*v).to_string());
     }
     let extra: Vec<(&str, &str)> = extra
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    if let Some(ws_client_id) = get("ws_client_id") {
+        // A valid connect session started a flow for this socket: it may wait for the outcome.
+        state.ws.claim(&ws_client_id);
+    }
     let redirect_uri = format!("{}/oauth/callback", state.public_url);
-    Ok((
-        client.authorize_url(&redirect_uri, &scopes, &oauth_state, &challenge, &extra),
-        oauth_state,
-    ))
+    Ok(StartedFlow {
+        authorize_url: client.authorize_url(
+            &redirect_uri,
+            &scopes,
+            &oauth_state,
+            &challenge,
+            &extra,
+        ),
+        state: oauth_state,
+        browser_secret,
+    })
 }
 
-async fn callback(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+async fn callback(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let query: BTreeMap<String, String> =
         form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
+    let nowhere = Origins::of(&state, None).await;
     let Some(oauth_state) = query.get("state").filter(|s| !s.is_empty()) else {
-        return callback_page(Err(&FlowError::new(
-            "invalid_state",
-            "the callback has no state; start the connection again",
-        )));
-    };
-    let taken = match state.store.take_oauth_state(oauth_state, now_ms()).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return callback_page(Err(&FlowError::new(
+        return callback_page(
+            Err(&FlowError::new(
                 "invalid_state",
-                "this sign-in link was already used or has expired; start the connection again",
-            )))
-        }
-        Err(e) => return callback_page(Err(&FlowError::from(ApiError::from(e)))),
+                "the callback has no state; start the connection again",
+            )),
+            &nowhere,
+        );
     };
+    let taken =
+        match state.store.take_oauth_state(oauth_state, now_ms()).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return callback_page(
+                Err(&FlowError::new(
+                    "invalid_state",
+                    "this sign-in link was already used or has expired; start the connection again",
+                )),
+                &nowhere,
+            ),
+            Err(e) => return callback_page(Err(&FlowError::from(ApiError::from(e))), &nowhere),
+        };
+    let origins = Origins::of(&state, Some(taken.environment_id)).await;
+    if !browser_matches(&headers, &taken) {
+        // Another browser than the one that started the flow (a forwarded sign-in link): the
+        // code is not exchanged, nothing is stored, and the flow's owner is not told of a
+        // connection that was never theirs.
+        tracing::warn!("oauth callback without the flow's browser cookie refused");
+        let mut page = callback_page(
+            Err(&FlowError::new(
+                "invalid_browser",
+                "this sign-in was finished in a different browser than the one that started it; \
+                 open the connect link again in this browser",
+            )),
+            &nowhere,
+        );
+        clear_flow_cookie(&state, &mut page, &taken.state);
+        return page;
+    }
     let integration_key = integration_by_id(&state, taken.environment_id, taken.integration_id)
         .await
         .ok()
@@ -389,7 +537,11 @@ async fn callback(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
         state.ws.publish(ws_id, &frame);
     }
     match &outcome {
-        Ok(connection_id) => callback_page(Ok((&integration_key, connection_id))),
+        Ok(connection_id) => {
+            let mut page = callback_page(Ok((&integration_key, connection_id)), &origins);
+            clear_flow_cookie(&state, &mut page, &taken.state);
+            page
+        }
         Err(e) => {
             tracing::info!(error_type = %e.error_type, "oauth flow failed");
             if let Some(env) = state.environment_by_id(taken.environment_id) {
@@ -419,7 +571,9 @@ async fn callback(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
                     Err(err) => tracing::error!(error = %err, "queueing the auth failure webhook"),
                 }
             }
-            callback_page(Err(e))
+            let mut page = callback_page(Err(e), &origins);
+            clear_flow_cookie(&state, &mut page, &taken.state);
+            page
         }
     }
 }
@@ -454,7 +608,10 @@ async fn finish_flow(
         .ok_or_else(|| FlowError::new("missing_code", "Salesforce sent no authorization code"))?;
     let verifier = state
         .vault
-        .decrypt_string(&taken.pkce_verifier, &verifier_aad(&taken.state))
+        .decrypt_string(
+            &taken.pkce_verifier,
+            &verifier_aad(taken.environment_id, &taken.state),
+        )
         .map_err(ApiError::internal)?;
     let context = &taken.connection_config;
     let hostname = context
@@ -472,15 +629,19 @@ async fn finish_flow(
             Some(code) => FlowError::new(code, e.to_string()),
             None => FlowError::new("token_exchange_failed", e.to_string()),
         })?;
-    let identity = check_token_response(&state.config.hosts, &token)
+    let identity = check_token_response(&state.config.hosts, &integration.provider, &token)
         .map_err(|m| FlowError::new("invalid_token_response", m))?;
     let expires_at = crate::credentials::learn_expiry(state, &client, &token.access_token).await;
-    let tags = context.get("tags").cloned().unwrap_or_else(|| json!({}));
     let end_user = context.get("end_user").cloned().unwrap_or(Value::Null);
     let reconnect = context
         .get("reconnect")
         .and_then(Value::as_i64)
         .map(ferry_store::ConnectionRowId);
+    // A session without tags keeps the connection's tags (null = keep; a new row gets `{}`).
+    let tags = match context.get("tags") {
+        Some(Value::Object(t)) if !t.is_empty() => Value::Object(t.clone()),
+        _ => Value::Null,
+    };
     let (connection, _created) = store_oauth_connection(
         state,
         NewOAuthConnection {

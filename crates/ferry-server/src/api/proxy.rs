@@ -239,7 +239,7 @@ async fn forward(
         Some(target) => target,
         None => resolve(state, env_id, key, connection_id).await?,
     };
-    log.entry.org_id = target.org_id.clone();
+    log.entry.org_id = target.org_id.as_ref().map(|o| o.org_id().to_string());
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -502,7 +502,7 @@ async fn usage(
         None => Default::default(),
     };
     Ok(Json(json!({
-        "org_id": org_id,
+        "org_id": org_id.as_ref().map(|o| o.org_id()),
         "api_usage": record.api_usage,
         "budget_spent": record.budget_spent,
         "share": record.share(),

@@ -67,6 +67,20 @@ struct TriggerOpts {
     empty_cache: Option<bool>,
 }
 
+/// Most syncs one call may name (far more than a catalog holds).
+pub const MAX_SYNCS_PER_CALL: usize = 200;
+
+/// The stored names of the syncs a call names, refused past [`MAX_SYNCS_PER_CALL`].
+fn sync_names(syncs: &[SyncRef]) -> Result<Vec<String>, ApiError> {
+    if syncs.len() > MAX_SYNCS_PER_CALL {
+        return Err(ApiError::invalid_body(
+            "syncs",
+            format!("at most {MAX_SYNCS_PER_CALL} syncs per call"),
+        ));
+    }
+    Ok(syncs.iter().map(SyncRef::stored_name).collect())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TriggerBody {
@@ -255,7 +269,7 @@ async fn trigger(
         body.connection_id.as_deref(),
     )
     .await?;
-    let names: Vec<String> = body.syncs.iter().map(SyncRef::stored_name).collect();
+    let names = sync_names(&body.syncs)?;
     let now = state.clock.now_ms();
     for_each_connection(&connections, &names, |connection| {
         state
@@ -285,7 +299,7 @@ async fn set_paused(
         body.connection_id.as_deref(),
     )
     .await?;
-    let names: Vec<String> = body.syncs.iter().map(SyncRef::stored_name).collect();
+    let names = sync_names(&body.syncs)?;
     let now = state.clock.now_ms();
     for_each_connection(&connections, &names, |connection| {
         state

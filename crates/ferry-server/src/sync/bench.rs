@@ -112,11 +112,15 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<()> {
         .into_iter()
         .find(|e| e.name == "dev")
         .context("dev environment")?;
+    let dev_key = crate::sealing::open_secret_key(&state.vault, &dev)
+        .context("the dev secret key")?
+        .expose_secret()
+        .to_string();
     let api = |method: reqwest::Method, path: &str| {
         http.request(method, format!("{ferry_url}{path}"))
-            .bearer_auth(&dev.secret_key)
+            .bearer_auth(&dev_key)
     };
-    crate::bench::connect_bench_org(&http, &ferry_url, &dev.secret_key, &minted).await?;
+    crate::bench::connect_bench_org(&http, &ferry_url, &dev_key, &minted).await?;
     let connection = state
         .store
         .get_connection(dev.id, "salesforce", "bench")

@@ -102,10 +102,12 @@ impl TestApp {
         let key_of = |name: &str| {
             envs.iter()
                 .find(|e| e.name == name)
-                .map(|e| e.secret_key.clone())
+                .and_then(|e| ferry_server::sealing::open_secret_key(&state.vault, e))
+                .map(|k| k.expose_secret().to_string())
                 .expect("env")
         };
         let sqlite_path = matches!(db, Db::Sqlite).then(|| dir.path().join("ferry.db"));
+        let (dev_key, prod_key) = (key_of("dev"), key_of("prod"));
         TestApp {
             url: public_url,
             state,
@@ -113,8 +115,8 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
-            dev_key: key_of("dev"),
-            prod_key: key_of("prod"),
+            dev_key,
+            prod_key,
             emulator,
             database_url,
             sqlite_path,
@@ -469,7 +471,7 @@ impl Browser {
         assert!(
             consent.body.contains("Allow"),
             "expected the consent page: {}",
-            &consent.body[..consent.body.len().min(400)]
+            &consent.body[..consent.body.len().min(4000)]
         );
         self.submit(&consent, &[("decision", "Allow")]).await
     }
