@@ -75,6 +75,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         syncs_file: std::env::var_os("FERRY_SYNCS_FILE").map(Into::into),
         sync: crate::sync::SyncSettings::from_env()?,
         upstream: Default::default(),
+        // The demo delivers webhooks to receivers on this machine.
+        webhook_targets: crate::webhook_targets::WebhookTargetPolicy::loopback(),
     };
     let app = Application::build(config).await?;
     let state = app.state();

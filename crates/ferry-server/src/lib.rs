@@ -18,5 +18,6 @@ pub mod refresher;
 pub mod sync;
 pub mod upstream;
 pub mod usage;
+pub mod webhook_targets;
 pub mod webhooks;
 pub mod ws;

@@ -64,6 +64,7 @@ async fn connection(store: &Arc<dyn Store>, env_name: &str) -> (Environment, Con
                 sf_org_id: None,
                 sf_user_id: None,
                 reconnect: None,
+                webhook_url_override: None,
                 auth_webhook: None,
             },
             NOW,

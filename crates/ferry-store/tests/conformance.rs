@@ -197,6 +197,7 @@ fn new_connection(integration: &Integration, connection_id: &str) -> NewConnecti
         sf_org_id: None,
         sf_user_id: None,
         reconnect: None,
+        webhook_url_override: None,
         auth_webhook: None,
     }
 }
@@ -232,6 +233,7 @@ fn session(token_hash: &str, expires_at: i64) -> NewConnectSession {
         integrations_config_defaults: Some(json!({"sf": {"user_scopes": "api"}})),
         tags: json!({"end_user_id": "u1"}),
         reconnect_connection_id: None,
+        webhook_url_override: None,
         expires_at,
     }
 }
@@ -1130,6 +1132,7 @@ async fn patching_a_connection_changes_only_the_given_fields(store: Arc<dyn Stor
                 end_user: Some(Some(json!({"id": "u9"}))),
                 end_user_id: Some(Some("u9".to_owned())),
                 connection_config: None,
+                webhook_url_override: None,
             },
             NOW + 1,
         )
