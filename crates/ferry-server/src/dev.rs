@@ -75,8 +75,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         syncs_file: std::env::var_os("FERRY_SYNCS_FILE").map(Into::into),
         sync: crate::sync::SyncSettings::from_env()?,
         upstream: Default::default(),
-        // The demo delivers webhooks to receivers on this machine.
-        webhook_targets: crate::webhook_targets::WebhookTargetPolicy::loopback(),
+        // The demo delivers webhooks to receivers on this machine (and wherever else it is told).
+        webhook_targets: crate::webhook_targets::WebhookTargetPolicy::loopback().with(
+            crate::webhook_targets::WebhookTargetPolicy::from_env()
+                .map_err(|e| anyhow::anyhow!("FERRY_WEBHOOK_ALLOWED_HOSTS: {e}"))?,
+        ),
     };
     let app = Application::build(config).await?;
     let state = app.state();

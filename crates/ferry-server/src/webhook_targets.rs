@@ -85,6 +85,20 @@ impl WebhookTargetPolicy {
         }
     }
 
+    /// This policy plus everything `other` allows.
+    pub fn with(mut self, other: WebhookTargetPolicy) -> Self {
+        self.hosts.extend(other.hosts);
+        self.nets.extend(other.nets);
+        self
+    }
+
+    /// The entries of `FERRY_WEBHOOK_ALLOWED_HOSTS` (comma-separated), for callers that do not
+    /// go through the CLI's flags (`ferry dev`).
+    pub fn from_env() -> Result<Self, InvalidAllowEntry> {
+        let list = std::env::var("FERRY_WEBHOOK_ALLOWED_HOSTS").unwrap_or_default();
+        Self::parse(&list.split(',').collect::<Vec<_>>())
+    }
+
     /// Whether `ip` may be delivered to: public, or inside an allowed range.
     pub fn allows_address(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);

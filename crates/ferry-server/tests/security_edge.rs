@@ -315,6 +315,30 @@ async fn webhooks_never_reach_internal_addresses_and_follow_the_connection_overr
         Outcome::Idle,
         "a refused delivery is not retried"
     );
+    // A literal address stored before the check existed is refused before sending.
+    strict
+        .state
+        .store
+        .set_webhook_url(env_id, Some(&hook.url))
+        .await
+        .expect("stored directly");
+    strict.connect_org("stored-earlier").await;
+    assert_eq!(run_one(&strict.state).await.expect("step"), Outcome::Failed);
+    assert!(hook.requests.try_recv().is_err(), "nothing was sent");
+    let reason = strict
+        .state
+        .store
+        .list_webhooks(env_id, 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|d| d.payload["endUser"]["endUserId"] == "stored-earlier")
+        .and_then(|d| d.last_error)
+        .unwrap_or_default();
+    assert!(
+        reason.starts_with("refused:") && reason.contains("127.0.0.1"),
+        "{reason}"
+    );
 
     // The test harness allows loopback: the override replaces the environment's URL.
     let app = TestApp::spawn(db).await;
