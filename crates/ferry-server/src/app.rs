@@ -49,6 +49,8 @@ pub struct AppState {
     pub sync_wakeup: tokio::sync::Notify,
     /// The same client as `http` but decompressing gzip answers (the proxy's `Decompress: true`).
     pub http_decompress: reqwest::Client,
+    /// The webhook client: DNS answers filtered by the webhook target policy, no redirects.
+    pub webhook_http: reqwest::Client,
     /// Operation-log entries waiting for the background writer.
     pub oplog: crate::oplog::OperationLog,
     /// Recently used connections' decrypted credentials (the proxy's hot path).
@@ -209,6 +211,10 @@ impl Application {
         // Bodies pass through as Salesforce sent them unless a caller asks for `Decompress`.
         let http = client().no_gzip().build()?;
         let http_decompress = client().gzip(true).build()?;
+        let webhook_http = crate::webhook_targets::client(
+            Arc::new(config.webhook_targets.clone()),
+            std::time::Duration::from_millis(upstream.connect_timeout_ms),
+        )?;
         let org_limits = crate::usage::OrgLimits::default();
         org_limits.set_max_concurrent(upstream.max_concurrent_per_org);
         let state = Arc::new(AppState {
@@ -227,6 +233,7 @@ impl Application {
             sync_wakeup: tokio::sync::Notify::default(),
             org_limits,
             http_decompress,
+            webhook_http,
             oplog: crate::oplog::OperationLog::with_capacity(upstream.operation_log_buffer),
             targets: crate::upstream::TargetCache::default(),
         });

@@ -1,6 +1,7 @@
-//! Server configuration from flags and environment variables with stable names (`FERRY_PORT`, `FERRY_DATABASE_URL`, `FERRY_ENCRYPTION_KEY[_FILE]`, `FERRY_PUBLIC_URL`, the Salesforce host map, upstream timeouts and the per-org cap).
+//! Server configuration from flags and environment variables with stable names (`FERRY_PORT`, `FERRY_DATABASE_URL`, `FERRY_ENCRYPTION_KEY[_FILE]`, `FERRY_PUBLIC_URL`, the Salesforce host map, upstream timeouts, the per-org cap and the webhook allow-list `FERRY_WEBHOOK_ALLOWED_HOSTS`).
 
 use crate::providers::HostMap;
+use crate::webhook_targets::WebhookTargetPolicy;
 use clap::Args;
 use ferry_core::secret::SecretString;
 use std::net::{IpAddr, Ipv4Addr};
@@ -46,6 +47,11 @@ pub struct ServerArgs {
     /// Operation-log entries buffered in memory before new ones are dropped (and counted).
     #[arg(long, env = "FERRY_OPERATION_LOG_BUFFER", default_value_t = UpstreamConfig::default().operation_log_buffer)]
     pub operation_log_buffer: usize,
+    /// Webhook targets delivered to although they are not public addresses (comma-separated IP
+    /// addresses, CIDR ranges, host names or `*.suffix`); by default loopback, private,
+    /// link-local, CGNAT, multicast and unspecified addresses are refused.
+    #[arg(long, env = "FERRY_WEBHOOK_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub webhook_allowed_hosts: Vec<String>,
     /// Timeouts, caps and body limits of Ferry's own HTTP server.
     #[command(flatten)]
     pub limits: ServerLimits,
@@ -158,10 +164,12 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// Timeouts, caps and body limits of Ferry's own HTTP server.
     pub limits: ServerLimits,
+    /// Non-public webhook targets that are delivered to anyway (`FERRY_WEBHOOK_ALLOWED_HOSTS`).
+    pub webhook_targets: WebhookTargetPolicy,
 }
 
 impl Config {
-    /// A configuration for tests: port 0, loopback.
+    /// A configuration for tests: port 0, loopback, webhooks to loopback receivers allowed.
     pub fn for_tests(database_url: &str, encryption_key: SecretString, hosts: HostMap) -> Self {
         Config {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -177,6 +185,7 @@ impl Config {
             sync: Default::default(),
             upstream: UpstreamConfig::default(),
             limits: ServerLimits::default(),
+            webhook_targets: WebhookTargetPolicy::loopback(),
         }
     }
 }
@@ -259,6 +268,8 @@ impl ServerArgs {
                 ..UpstreamConfig::default()
             },
             limits: self.limits,
+            webhook_targets: WebhookTargetPolicy::parse(&self.webhook_allowed_hosts)
+                .map_err(|e| anyhow::anyhow!("FERRY_WEBHOOK_ALLOWED_HOSTS: {e}"))?,
         })
     }
 }

@@ -157,7 +157,7 @@ pub fn full_json(
         "tags": connection.tags,
         "metadata": connection.metadata,
         "connection_config": config,
-        "webhook_url_override": null,
+        "webhook_url_override": connection.webhook_url_override,
         "created_at": iso_offset(connection.created_at),
         "updated_at": iso_offset(connection.updated_at),
         "last_fetched_at": connection.last_fetched_at.map(iso_offset),
@@ -340,6 +340,8 @@ pub struct NewOAuthConnection<'a> {
     pub reconnect: Option<ferry_store::ConnectionRowId>,
     /// When the access token expires, as learned by introspection.
     pub expires_at: Option<i64>,
+    /// The connect session's webhook URL override (`None` keeps a reconnected connection's).
+    pub webhook_url_override: Option<String>,
 }
 
 /// Creates the connection (or updates the one for the same org, user and end user).
@@ -410,6 +412,7 @@ pub async fn store_oauth_connection(
                 sf_user_id: Some(new.identity.user_id),
                 reconnect: new.reconnect,
                 existing: ferry_store::ExistingConnection::Update,
+                webhook_url_override: new.webhook_url_override,
                 auth_webhook: Some(auth_webhook),
             },
             &sealer(state, new.integration.environment_id, &credentials),

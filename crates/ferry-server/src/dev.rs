@@ -76,6 +76,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         sync: crate::sync::SyncSettings::from_env()?,
         upstream: Default::default(),
         limits: Default::default(),
+        // The demo delivers webhooks to receivers on this machine (and wherever else it is told).
+        webhook_targets: crate::webhook_targets::WebhookTargetPolicy::loopback().with(
+            crate::webhook_targets::WebhookTargetPolicy::from_env()
+                .map_err(|e| anyhow::anyhow!("FERRY_WEBHOOK_ALLOWED_HOSTS: {e}"))?,
+        ),
     };
     let app = Application::build(config).await?;
     let state = app.state();

@@ -21,5 +21,6 @@ pub mod serve;
 pub mod sync;
 pub mod upstream;
 pub mod usage;
+pub mod webhook_targets;
 pub mod webhooks;
 pub mod ws;

@@ -1,4 +1,4 @@
-//! Outgoing webhooks: Nango's auth payloads, signed (`X-Nango-Hmac-Sha256` over the sorted, compact JSON body; the legacy `X-Nango-Signature` too), delivered by a worker whose `run_one` step tests drive, retried with backoff on 5xx and network errors.
+//! Outgoing webhooks: Nango's auth payloads, signed (`X-Nango-Hmac-Sha256` over the sorted, compact JSON body; the legacy `X-Nango-Signature` too; and the replay-resistant Standard Webhooks `webhook-id`/`webhook-timestamp`/`webhook-signature`), sent to the connection's `webhook_url_override` or the environment's URL only when the target policy allows the address, delivered by a worker whose `run_one` step tests drive, retried with backoff on 5xx and network errors.
 
 use crate::app::AppState;
 use ferry_store::{DeliveryOutcome, WebhookDelivery};
@@ -106,6 +106,32 @@ fn backoff_ms(attempts: i64) -> i64 {
     base + rand::random_range(0..=base / 5)
 }
 
+/// Where a delivery goes: the connection's `webhook_url_override` when it names a connection
+/// that has one (Nango: the override replaces the environment's URLs), else the environment's URL.
+async fn target_url(
+    state: &AppState,
+    env: &ferry_store::Environment,
+    delivery: &WebhookDelivery,
+) -> Result<Option<String>, ferry_store::StoreError> {
+    let payload = &delivery.payload;
+    if let (Some(key), Some(connection_id)) = (
+        payload.get("providerConfigKey").and_then(Value::as_str),
+        payload.get("connectionId").and_then(Value::as_str),
+    ) {
+        let connection = state
+            .store
+            .get_connection(env.id, key, connection_id)
+            .await?;
+        if let Some(url) = connection
+            .and_then(|c| c.webhook_url_override)
+            .filter(|u| !u.is_empty())
+        {
+            return Ok(Some(url));
+        }
+    }
+    Ok(env.webhook_url.clone().filter(|u| !u.is_empty()))
+}
+
 /// Claims and attempts one due delivery.
 pub async fn run_one(state: &AppState) -> Result<Outcome, ferry_store::StoreError> {
     let now = crate::api::now_ms();
@@ -123,7 +149,7 @@ pub async fn run_one(state: &AppState) -> Result<Outcome, ferry_store::StoreErro
             .await?;
         return Ok(Outcome::Skipped);
     };
-    let Some(url) = env.webhook_url.clone().filter(|u| !u.is_empty()) else {
+    let Some(url) = target_url(state, &env, &delivery).await? else {
         state
             .store
             .finish_webhook(delivery.id, &DeliveryOutcome::Skipped, now)
@@ -138,15 +164,60 @@ pub async fn run_one(state: &AppState) -> Result<Outcome, ferry_store::StoreErro
     Ok(result)
 }
 
+/// The Standard Webhooks `webhook-id` of a delivery: the same on every attempt of it, different
+/// for every delivery (row ids alone could repeat after a database is recreated).
+pub fn message_id(delivery: &WebhookDelivery) -> String {
+    let digest = Sha256::digest(format!(
+        "{}:{}:{}",
+        delivery.environment_id, delivery.id, delivery.created_at
+    ));
+    format!("msg_{}", hex(&digest[..16]))
+}
+
+/// The Standard Webhooks `webhook-signature` value: `v1,` and the base64 HMAC-SHA256, keyed by
+/// the signing key's bytes, of `{id}.{timestamp}.{body}`.
+pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::Engine;
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The signing key as a Standard Webhooks secret (`whsec_` + base64 of the key's bytes), the
+/// form the Standard Webhooks libraries take.
+pub fn standard_secret(key: &str) -> String {
+    use base64::Engine;
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+    )
+}
+
 async fn attempt(
     state: &AppState,
     delivery: &WebhookDelivery,
     url: &str,
     key: &str,
 ) -> (DeliveryOutcome, Outcome) {
+    // Address literals never reach the resolver: check them here. Host names are checked on
+    // the addresses they resolve to, when the client connects.
+    if let Err(refused) = state.config.webhook_targets.check_url_text(url) {
+        return refused_outcome(&refused);
+    }
     let body = sorted(&delivery.payload).to_string().into_bytes();
+    let id = message_id(delivery);
+    let timestamp = crate::api::now_ms() / 1000;
     let response = state
-        .http
+        .webhook_http
         .post(url)
         .header("content-type", "application/json")
         .header(
@@ -155,6 +226,12 @@ async fn attempt(
         )
         .header("X-Nango-Hmac-Sha256", hmac_signature(key, &body))
         .header("X-Nango-Signature", legacy_signature(key, &body))
+        .header(
+            "webhook-signature",
+            standard_signature(key.as_bytes(), &id, timestamp, &body),
+        )
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
         .timeout(TIMEOUT)
         .body(body)
         .send()
@@ -192,8 +269,24 @@ async fn attempt(
             },
             Outcome::Failed,
         ),
-        Err(e) => retry_or_fail(format!("network error: {}", e.without_url()), None),
+        Err(e) => match crate::webhook_targets::refusal(&e) {
+            // The same answer would come on every retry: fail now, saying why.
+            Some(refused) => refused_outcome(refused),
+            None => retry_or_fail(format!("network error: {}", e.without_url()), None),
+        },
     }
+}
+
+/// A delivery the target policy refused: failed for good, never sent.
+fn refused_outcome(refused: &crate::webhook_targets::RefusedTarget) -> (DeliveryOutcome, Outcome) {
+    tracing::warn!(reason = %refused, "webhook delivery refused");
+    (
+        DeliveryOutcome::Failed {
+            error: format!("refused: {refused}"),
+            status: None,
+        },
+        Outcome::Failed,
+    )
 }
 
 /// Delivers due webhooks until cancelled; wakes when notified of a new one or every second.
@@ -241,6 +334,25 @@ mod tests {
             legacy_signature("test-signing-key", body),
             "ee49e96c3c3e48c1776b1af72cf3037b8854c7cc2611fa59498b994a6f9fec8e"
         );
+    }
+
+    #[test]
+    fn the_standard_signature_matches_the_specification_vector() {
+        use base64::Engine;
+        // From the Standard Webhooks reference libraries' tests.
+        let key = base64::engine::general_purpose::STANDARD
+            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .expect("base64");
+        assert_eq!(
+            standard_signature(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert_eq!(standard_secret("abc"), "whsec_YWJj");
     }
 
     #[test]

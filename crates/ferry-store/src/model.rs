@@ -141,6 +141,9 @@ pub struct ConnectSession {
     pub tags: Value,
     /// The connection this session reconnects, if it is a reconnect session.
     pub reconnect_connection_id: Option<ConnectionRowId>,
+    /// Where webhooks about the connections made through this session go, instead of the
+    /// environment's URL.
+    pub webhook_url_override: Option<String>,
     /// When the session stops being usable.
     pub expires_at: i64,
     /// Creation time.
@@ -164,6 +167,8 @@ pub struct NewConnectSession {
     pub tags: Value,
     /// The connection to reconnect (must belong to the same environment).
     pub reconnect_connection_id: Option<ConnectionRowId>,
+    /// Webhook URL for the connections made through the session.
+    pub webhook_url_override: Option<String>,
     /// Expiry time.
     pub expires_at: i64,
 }
@@ -267,6 +272,8 @@ pub struct Connection {
     pub refresh_lease_until: Option<i64>,
     /// Last time the credentials were handed to a caller.
     pub last_fetched_at: Option<i64>,
+    /// Where webhooks about this connection go instead of the environment's URL.
+    pub webhook_url_override: Option<String>,
     /// Creation time.
     pub created_at: i64,
     /// Last change.
@@ -302,6 +309,8 @@ pub struct NewConnection {
     pub reconnect: Option<ConnectionRowId>,
     /// What happens when no reconnect target is named and a connection already matches.
     pub existing: ExistingConnection,
+    /// The webhook URL override; `None` keeps an existing connection's.
+    pub webhook_url_override: Option<String>,
     /// An auth webhook to queue in the same transaction: the store fills in `connectionId`
     /// (the stored row's) and `operation` (`creation` or `override`).
     pub auth_webhook: Option<Value>,
@@ -358,6 +367,8 @@ pub struct ConnectionPatch {
     pub end_user_id: Option<Option<String>>,
     /// Replacement connection config.
     pub connection_config: Option<Value>,
+    /// Replacement webhook URL override (`Some(None)` clears it).
+    pub webhook_url_override: Option<Option<String>>,
 }
 
 /// How [`ConnectionStore::set_metadata`](crate::ConnectionStore::set_metadata) applies metadata.

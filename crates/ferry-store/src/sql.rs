@@ -20,7 +20,7 @@ pub(crate) const INTEGRATION_COLUMNS: &str = "id, environment_id, unique_key, pr
 /// Columns of `connect_sessions`.
 pub(crate) const SESSION_COLUMNS: &str = "id, environment_id, token_hash, end_user, organization, \
      allowed_integrations, integrations_config_defaults, tags, reconnect_connection_id, \
-     expires_at, created_at";
+     webhook_url_override, expires_at, created_at";
 
 /// Columns of `oauth_states`.
 pub(crate) const OAUTH_STATE_COLUMNS: &str = "state, environment_id, integration_id, \
@@ -32,8 +32,8 @@ pub(crate) const CONNECTION_SELECT: &str = "SELECT c.id, c.environment_id, c.int
      i.unique_key AS integration_key, c.connection_id, c.provider, c.connection_config, \
      c.metadata, c.tags, c.end_user, c.end_user_id, c.credentials, c.expires_at, c.status, \
      c.errors, c.sf_org_id, c.sf_user_id, c.refresh_fence, c.refresh_lease_owner, \
-     c.refresh_lease_until, c.last_fetched_at, c.created_at, c.updated_at \
-     FROM connections c JOIN integrations i ON i.id = c.integration_id";
+     c.refresh_lease_until, c.last_fetched_at, c.webhook_url_override, c.created_at, \
+     c.updated_at FROM connections c JOIN integrations i ON i.id = c.integration_id";
 
 /// Serializes a JSON value for a text column.
 pub(crate) fn json_text(value: &Value) -> String {
@@ -184,6 +184,7 @@ macro_rules! impl_store {
                 reconnect_connection_id: row
                     .try_get::<Option<i64>, _>("reconnect_connection_id")?
                     .map(ConnectionRowId),
+                webhook_url_override: row.try_get("webhook_url_override")?,
                 expires_at: row.try_get("expires_at")?,
                 created_at: row.try_get("created_at")?,
             })
@@ -240,6 +241,7 @@ macro_rules! impl_store {
                 refresh_lease_owner: row.try_get("refresh_lease_owner")?,
                 refresh_lease_until: row.try_get("refresh_lease_until")?,
                 last_fetched_at: row.try_get("last_fetched_at")?,
+                webhook_url_override: row.try_get("webhook_url_override")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
             })
@@ -346,6 +348,7 @@ macro_rules! impl_store {
                              sf_user_id = COALESCE($10, sf_user_id), status = 'active', \
                              errors = '[]', refresh_fence = refresh_fence + 1, \
                              refresh_lease_owner = NULL, refresh_lease_until = NULL, \
+                             webhook_url_override = COALESCE($13, webhook_url_override), \
                              updated_at = $11 WHERE id = $12",
                         )
                         .bind(new.provider.as_str())
@@ -360,6 +363,7 @@ macro_rules! impl_store {
                         .bind(new.sf_user_id.as_deref())
                         .bind(now)
                         .bind(id)
+                        .bind(new.webhook_url_override.as_deref())
                         .execute(&mut *tx)
                         .await?;
                         (id, false)
@@ -369,8 +373,9 @@ macro_rules! impl_store {
                             "INSERT INTO connections (environment_id, integration_id, \
                              connection_id, provider, connection_config, metadata, tags, \
                              end_user, end_user_id, credentials, expires_at, sf_org_id, \
-                             sf_user_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, \
-                             $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+                             sf_user_id, webhook_url_override, created_at, updated_at) VALUES \
+                             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $14, \
+                             $14) RETURNING id",
                         )
                         .bind(environment.0)
                         .bind(new.integration_id.0)
@@ -386,6 +391,7 @@ macro_rules! impl_store {
                         .bind(new.sf_org_id.as_deref())
                         .bind(new.sf_user_id.as_deref())
                         .bind(now)
+                        .bind(new.webhook_url_override.as_deref())
                         .fetch_one(&mut *tx)
                         .await?;
                         // The ciphertext is bound to the row, whose id the insert just gave.
@@ -768,8 +774,8 @@ macro_rules! impl_store {
                 let row = sqlx::query(&format!(
                     "INSERT INTO connect_sessions (environment_id, token_hash, end_user, \
                      organization, allowed_integrations, integrations_config_defaults, tags, \
-                     reconnect_connection_id, expires_at, created_at) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+                     reconnect_connection_id, expires_at, created_at, webhook_url_override) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
                      WHERE $8 IS NULL OR EXISTS \
                      (SELECT 1 FROM connections WHERE id = $8 AND environment_id = $1) \
                      RETURNING {SESSION_COLUMNS}"
@@ -784,6 +790,7 @@ macro_rules! impl_store {
                 .bind(session.reconnect_connection_id.map(|id| id.0))
                 .bind(session.expires_at)
                 .bind(now)
+                .bind(session.webhook_url_override.as_deref())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|error| conflict_or(error, "connect session", "token"))?;
@@ -1140,6 +1147,9 @@ macro_rules! impl_store {
                 }
                 if let Some(config) = &patch.connection_config {
                     query.push(", connection_config = ").push_bind(json_text(config));
+                }
+                if let Some(url) = &patch.webhook_url_override {
+                    query.push(", webhook_url_override = ").push_bind(url.as_deref());
                 }
                 query.push(" WHERE environment_id = ").push_bind(environment.0);
                 query.push(

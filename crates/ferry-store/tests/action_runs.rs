@@ -64,6 +64,7 @@ async fn connection(store: &Arc<dyn Store>, env_name: &str) -> (Environment, Con
                 sf_user_id: None,
                 reconnect: None,
                 existing: Default::default(),
+                webhook_url_override: None,
                 auth_webhook: None,
             },
             &|_| Ok(b"creds".to_vec()),

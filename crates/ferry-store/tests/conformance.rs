@@ -145,6 +145,7 @@ conformance!(
     a_refresh_lease_is_exclusive_until_released_or_expired,
     ciphertexts_are_listed_and_replaced_only_when_unchanged,
     an_auth_webhook_is_queued_with_the_connection_and_claimed_by_one_worker,
+    a_webhook_url_override_is_kept_until_replaced_or_cleared,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -207,6 +208,7 @@ fn new_connection(integration: &Integration, connection_id: &str) -> NewConnecti
         sf_user_id: None,
         reconnect: None,
         existing: Default::default(),
+        webhook_url_override: None,
         auth_webhook: None,
     }
 }
@@ -242,6 +244,7 @@ fn session(token_hash: &str, expires_at: i64) -> NewConnectSession {
         integrations_config_defaults: Some(json!({"sf": {"user_scopes": "api"}})),
         tags: json!({"end_user_id": "u1"}),
         reconnect_connection_id: None,
+        webhook_url_override: None,
         expires_at,
     }
 }
@@ -1227,6 +1230,7 @@ async fn patching_a_connection_changes_only_the_given_fields(store: Arc<dyn Stor
                 end_user: Some(Some(json!({"id": "u9"}))),
                 end_user_id: Some(Some("u9".to_owned())),
                 connection_config: None,
+                webhook_url_override: None,
             },
             NOW + 1,
         )
@@ -1268,6 +1272,86 @@ async fn patching_a_connection_changes_only_the_given_fields(store: Arc<dyn Stor
     assert_eq!(
         store.get_connection(dev.id, "sf", "c1").await.expect("get"),
         None
+    );
+}
+
+async fn a_webhook_url_override_is_kept_until_replaced_or_cleared(store: Arc<dyn Store>) {
+    let dev = environment(&store, "dev").await;
+    let sf = integration(&store, dev.id, "sf").await;
+    let mut new = new_connection(&sf, "c1");
+    new.webhook_url_override = Some("https://a.example/hook".to_owned());
+    let (created, _) = store
+        .upsert_connection(dev.id, &new, &sealed(&new), NOW)
+        .await
+        .expect("upsert");
+    assert_eq!(
+        created.webhook_url_override.as_deref(),
+        Some("https://a.example/hook")
+    );
+    // A reconnect that names no override keeps the connection's.
+    let (updated, was_created) = store
+        .upsert_connection(
+            dev.id,
+            &new_connection(&sf, "c1"),
+            &sealed(&new_connection(&sf, "c1")),
+            NOW + 1,
+        )
+        .await
+        .expect("upsert again");
+    assert!(!was_created);
+    assert_eq!(
+        updated.webhook_url_override.as_deref(),
+        Some("https://a.example/hook")
+    );
+    let patch = |url: Option<&str>| ConnectionPatch {
+        webhook_url_override: Some(url.map(str::to_owned)),
+        ..ConnectionPatch::default()
+    };
+    let cleared = store
+        .patch_connection(dev.id, "sf", "c1", &patch(None), NOW + 2)
+        .await
+        .expect("patch")
+        .expect("exists");
+    assert_eq!(cleared.webhook_url_override, None);
+    let replaced = store
+        .patch_connection(
+            dev.id,
+            "sf",
+            "c1",
+            &patch(Some("https://b.example/")),
+            NOW + 3,
+        )
+        .await
+        .expect("patch")
+        .expect("exists");
+    assert_eq!(
+        replaced.webhook_url_override.as_deref(),
+        Some("https://b.example/")
+    );
+    let untouched = store
+        .patch_connection(dev.id, "sf", "c1", &ConnectionPatch::default(), NOW + 4)
+        .await
+        .expect("patch")
+        .expect("exists");
+    assert_eq!(
+        untouched.webhook_url_override.as_deref(),
+        Some("https://b.example/")
+    );
+    // A connect session keeps the override it was opened with.
+    let mut opened = session("hash-override", NOW + 60_000);
+    opened.webhook_url_override = Some("https://c.example/".to_owned());
+    store
+        .create_connect_session(dev.id, &opened, NOW)
+        .await
+        .expect("session");
+    let found = store
+        .connect_session_by_token_hash("hash-override", NOW)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        found.webhook_url_override.as_deref(),
+        Some("https://c.example/")
     );
 }
 

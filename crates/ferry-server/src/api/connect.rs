@@ -261,16 +261,16 @@ async fn validate(state: &AppState, env: &Environment, body: &SessionBody) -> Re
         }
         let _ = (&defaults.user_scopes, &defaults.authorization_params);
     }
-    if let Some(url) = &body.webhook_url_override {
-        if url::Url::parse(url)
-            .map(|u| !matches!(u.scheme(), "http" | "https"))
-            .unwrap_or(true)
-        {
-            return Err(ApiError::invalid_body(
-                "webhook_url_override",
-                "must be an http(s) URL",
-            ));
-        }
+    if let Some(url) = body
+        .webhook_url_override
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        crate::webhook_targets::validate_webhook_url(
+            &state.config.webhook_targets,
+            "webhook_url_override",
+            url,
+        )?;
     }
     let _ = &body.overrides;
     Ok(())
@@ -321,6 +321,7 @@ async fn open_session(
                 integrations_config_defaults: defaults,
                 tags: Value::Object(tags),
                 reconnect_connection_id,
+                webhook_url_override: body.webhook_url_override.clone().filter(|u| !u.is_empty()),
                 expires_at,
             },
             now_ms(),

@@ -254,7 +254,19 @@ async fn patch(
         .ok_or_else(|| {
             ApiError::not_found(format!("no connection {id} for {}", integration.unique_key))
         })?;
-    let _ = body.webhook_url_override;
+    // Nango: an empty string clears the override.
+    let webhook_url_override = match body.webhook_url_override {
+        None => None,
+        Some(url) if url.is_empty() => Some(None),
+        Some(url) => {
+            crate::webhook_targets::validate_webhook_url(
+                &state.config.webhook_targets,
+                "webhook_url_override",
+                &url,
+            )?;
+            Some(Some(url))
+        }
+    };
     let tags = body.tags.map(|t| {
         Value::Object(
             t.into_iter()
@@ -277,6 +289,7 @@ async fn patch(
                 end_user: body.end_user.map(Some),
                 end_user_id,
                 connection_config: None,
+                webhook_url_override,
             },
             now_ms(),
         )
@@ -527,8 +540,15 @@ async fn import(
         obtained_at: None,
         raw: body.credentials.raw.clone().unwrap_or_else(|| json!({})),
     };
-    let _ = body.webhook_url_override;
     let identity = verify_imported_org(&state, &integration, &mut config, &mut credentials).await?;
+    let webhook_url_override = body.webhook_url_override.filter(|u| !u.is_empty());
+    if let Some(url) = &webhook_url_override {
+        crate::webhook_targets::validate_webhook_url(
+            &state.config.webhook_targets,
+            "webhook_url_override",
+            url,
+        )?;
+    }
     let tags: Map<String, Value> = body
         .tags
         .unwrap_or_default()
@@ -563,6 +583,7 @@ async fn import(
                 } else {
                     ExistingConnection::Refuse
                 },
+                webhook_url_override,
                 auth_webhook: None,
             },
             &crate::connections::sealer(&state, env.id, &credentials),

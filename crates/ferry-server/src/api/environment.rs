@@ -1,4 +1,4 @@
-//! Ferry-only environment settings under `/ferry/environment`: the webhook URL and the signing key the app verifies webhooks with.
+//! Ferry-only environment settings under `/ferry/environment`: the webhook URL (checked against the webhook target policy) and the signing key the app verifies webhooks with, also as a Standard Webhooks `whsec_` secret.
 
 use super::auth::Env;
 use super::{json_body, strict_query};
@@ -32,7 +32,14 @@ async fn current(
 }
 
 fn view(env: &ferry_store::Environment) -> Value {
-    json!({"data": {"name": env.name, "webhook_url": env.webhook_url, "webhook_signing_key": env.webhook_signing_key, "allowed_origins": env.allowed_origins}})
+    json!({"data": {
+        "name": env.name,
+        "webhook_url": env.webhook_url,
+        "webhook_signing_key": env.webhook_signing_key,
+        // The same key in the form Standard Webhooks libraries take (`webhook-signature`).
+        "webhook_standard_secret": crate::webhooks::standard_secret(&env.webhook_signing_key),
+        "allowed_origins": env.allowed_origins,
+    }})
 }
 
 /// A field that is present (even as `null`) deserializes to `Some`.
@@ -122,14 +129,11 @@ async fn update(
     let body: Update = json_body(&headers, &body)?;
     let url = body.webhook_url.map(|u| u.filter(|u| !u.is_empty()));
     if let Some(Some(u)) = &url {
-        let ok = url::Url::parse(u)
-            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some());
-        if !ok {
-            return Err(ApiError::invalid_body(
-                "webhook_url",
-                "must be an absolute http(s) URL",
-            ));
-        }
+        crate::webhook_targets::validate_webhook_url(
+            &state.config.webhook_targets,
+            "webhook_url",
+            u,
+        )?;
     }
     let origins = body
         .allowed_origins

@@ -397,6 +397,7 @@ async fn start_flow(
                 "end_user": session.end_user,
                 "reconnect": session.reconnect_connection_id.map(|r| r.0),
                 "browser_binding": browser_binding(&browser_secret),
+                "webhook_url_override": session.webhook_url_override,
             }),
             expires_at: now_ms() + STATE_TTL_MS,
             created_at: now_ms(),
@@ -653,6 +654,10 @@ async fn finish_flow(
             end_user,
             reconnect,
             expires_at: Some(expires_at),
+            webhook_url_override: context
+                .get("webhook_url_override")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         },
     )
     .await?;

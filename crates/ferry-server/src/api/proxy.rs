@@ -1,4 +1,4 @@
-//! `ANY /proxy/{path}`: the app's call forwarded to the connection's `instance_url` with its token (resolved through the target cache: no store read on the hot path), bodies streamed both ways, every call in the operation log, timeouts as configured, `Decompress`, caller headers only as `Nango-Proxy-*`, one refresh-and-retry on `401 INVALID_SESSION_ID`, `Retries`/`Retry-On` with jittered backoff, Salesforce's limit errors told apart, and per-org usage (`GET /connections/{id}/usage`) and concurrency caps.
+//! `ANY /proxy/{path}`: the app's call forwarded to the connection's `instance_url` with its token (resolved through the target cache: no store read on the hot path), bodies streamed both ways, every call in the operation log, timeouts as configured, `Decompress`, caller headers only as `Nango-Proxy-*` (never hop-by-hop or framing ones), one refresh-and-retry on `401 INVALID_SESSION_ID`, `Retries`/`Retry-On` with jittered backoff, Salesforce's limit errors told apart, and per-org usage (`GET /connections/{id}/usage`) and concurrency caps.
 
 use super::auth::Env;
 use crate::app::AppState;
@@ -46,8 +46,31 @@ const HOP_BY_HOP: &[&str] = &[
 
 use super::header;
 
+/// Whether a `Nango-Proxy-{name}` header is dropped instead of forwarded: the token is Ferry's
+/// to send, and hop-by-hop and framing headers describe the caller's connection to Ferry, not the
+/// request. Forwarded, they would let a caller pick the `Host` Salesforce sees, cut the body short
+/// (`Content-Length`), smuggle a second request (`Transfer-Encoding`), or ask for a protocol
+/// switch. `name` is lowercase (header names in a `HeaderMap` are), so this compares, never
+/// allocates.
+fn dropped_from_upstream(name: &str) -> bool {
+    matches!(
+        name,
+        "" | "authorization"
+            | "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+    ) || name.starts_with("proxy-")
+}
+
 /// The upstream request headers: `Nango-Proxy-*` with the prefix stripped, plus the body's
-/// content type; never Ferry's own headers or the caller's key.
+/// content type; never Ferry's own headers, the caller's key, or hop-by-hop and framing headers
+/// (see [`dropped_from_upstream`]).
 fn upstream_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for name in ["content-type", "accept"] {
@@ -57,7 +80,7 @@ fn upstream_headers(incoming: &HeaderMap) -> HeaderMap {
     }
     for (name, value) in incoming {
         if let Some(stripped) = name.as_str().strip_prefix("nango-proxy-") {
-            if stripped.eq_ignore_ascii_case("authorization") || stripped.is_empty() {
+            if dropped_from_upstream(stripped) {
                 continue;
             }
             if let Ok(n) = HeaderName::from_bytes(stripped.as_bytes()) {
