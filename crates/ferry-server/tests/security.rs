@@ -72,16 +72,7 @@ async fn a_sign_in_finished_in_another_browser_stores_nothing(db: Db) {
     let token = app
         .connect_session(json!({"end_user": {"id": "owner"}}))
         .await;
-    let mut owner = Browser::new();
-    let login = owner
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = owner
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
+    let done = app.sign_in(&token).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(connections_of(&app, "owner").await.len(), 1);
 }
@@ -738,16 +729,7 @@ async fn a_reconnect_without_tags_keeps_the_connections_tags(db: Db) {
     let token = app
         .connect_session(json!({"end_user": {"id": "u1"}, "tags": {"plan": "gold"}}))
         .await;
-    let mut browser = Browser::new();
-    let login = browser
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = browser
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
+    let done = app.sign_in(&token).await;
     assert_eq!(done.status, 200, "{}", done.body);
     let connection = connections_of(&app, "u1").await.remove(0);
     let id = connection["connection_id"]
@@ -764,16 +746,7 @@ async fn a_reconnect_without_tags_keeps_the_connections_tags(db: Db) {
     assert_eq!(resp.status(), 201);
     let session: Value = resp.json().await.expect("json");
     let token = session["data"]["token"].as_str().expect("token");
-    let mut browser = Browser::new();
-    let login = browser
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = browser
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
+    let done = app.sign_in(&token).await;
     assert_eq!(done.status, 200, "{}", done.body);
     let after = connections_of(&app, "u1").await.remove(0);
     assert_eq!(after["connection_id"], id.as_str());
@@ -841,16 +814,7 @@ async fn pages_talk_only_to_the_apps_origins(db: Db) {
     assert!(html.contains("\"https://app.example.com\""), "{html}");
     assert!(!html.contains("\"*\""), "{html}");
     // The OAuth callback page posts its outcome to the same targets.
-    let mut browser = Browser::new();
-    let login = browser
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = browser
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
+    let done = app.sign_in(&token).await;
     assert_eq!(done.status, 200);
     assert!(
         done.body.contains("\"https://app.example.com\""),

@@ -511,8 +511,12 @@ async fn callback(
         let mut page = callback_page(
             Err(&FlowError::new(
                 "invalid_browser",
-                "this sign-in was finished in a different browser than the one that started it; \
-                 open the connect link again in this browser",
+                format!(
+                    "this sign-in was finished in a different browser than the one that started \
+                     it (or the connect link was opened at another address than {}); open the \
+                     connect link again in this browser",
+                    state.public_url
+                ),
             )),
             &nowhere,
         );

@@ -132,16 +132,7 @@ impl TestApp {
         let token = self
             .connect_session(json!({"end_user": {"id": end_user, "email": "user@example.com"}}))
             .await;
-        let mut browser = Browser::new();
-        let login = browser
-            .get(&format!(
-                "{}/oauth/connect/salesforce?connect_session_token={token}",
-                self.url
-            ))
-            .await;
-        let done = browser
-            .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-            .await;
+        let done = self.sign_in(&token).await;
         assert_eq!(done.status, 200, "{}", done.body);
         let list: Value = self
             .api(
@@ -158,6 +149,21 @@ impl TestApp {
             .as_str()
             .expect("a connection")
             .to_string()
+    }
+
+    /// Runs a connect session's flow for the `salesforce` integration in a new browser: the
+    /// emulator's login and consent pages as the demo user; returns Ferry's callback page.
+    pub async fn sign_in(&self, token: &str) -> Page {
+        let mut browser = Browser::new();
+        let login = browser
+            .get(&format!(
+                "{}/oauth/connect/salesforce?connect_session_token={token}",
+                self.url
+            ))
+            .await;
+        browser
+            .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
+            .await
     }
 
     /// A second Ferry process on the same database and emulator (another port).
