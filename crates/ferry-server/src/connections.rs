@@ -1,10 +1,10 @@
 //! Connection operations shared by the API, the OAuth callback and (later) workers: credentials sealed in the vault, the Nango `ConnectionFull` shape, creation from a token response, revoke-then-delete.
 
 use crate::api::{iso_offset, iso_z, now_ms};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::providers::{provider, HostMap};
 use crate::sealing;
+use crate::state::AppState;
 use ferry_core::ids::SalesforceHostname;
 use ferry_salesforce::oauth::{OAuthClient, TokenResponse};
 use ferry_store::{

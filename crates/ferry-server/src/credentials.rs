@@ -1,8 +1,8 @@
 //! The one credential service everything uses: a learned expiry (one introspection per token, never on the request path), refresh before expiry or on demand, exactly one refresh at a time per connection across processes (in-process lock plus a fenced database lease), rotation-safe writes, and classified failures.
 
-use crate::app::AppState;
 use crate::connections::{check_token_response, oauth_client, open, seal, Credentials};
 use crate::error::ApiError;
+use crate::state::AppState;
 use ferry_salesforce::oauth::{FailureKind, OAuthClient, OAuthError};
 use ferry_store::{Connection, ConnectionRowId, ConnectionStatus, Integration};
 use parking_lot::Mutex;

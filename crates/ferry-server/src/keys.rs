@@ -6,6 +6,7 @@
 //! under the current key, so a failed or interrupted rotation can simply be run again.
 
 use crate::app::KEY_FINGERPRINT;
+pub use crate::sealing::describe;
 use ferry_core::vault::{Vault, VaultError};
 use ferry_store::{CipherRef, CiphertextStore, MetaStore, StoreError};
 use std::fmt;
@@ -103,25 +104,6 @@ impl std::error::Error for RotationError {
 impl From<StoreError> for RotationError {
     fn from(e: StoreError) -> Self {
         RotationError::Store(e)
-    }
-}
-
-/// Names a ciphertext for messages and logs without revealing anything secret (an OAuth state
-/// is a bearer value, so it is not printed).
-pub fn describe(target: &CipherRef) -> String {
-    match target {
-        CipherRef::IntegrationClientSecret(id) => {
-            format!("the client secret of integration #{}", id.0)
-        }
-        CipherRef::ConnectionCredentials(id) => {
-            format!("the credentials of connection #{}", id.0)
-        }
-        CipherRef::OAuthStatePkceVerifier(_) => {
-            "the PKCE verifier of a pending OAuth flow".to_string()
-        }
-        CipherRef::EnvironmentSecretKey(id) => {
-            format!("the secret key of environment #{}", id.0)
-        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod purge;
 pub mod refresher;
 pub mod sealing;
 pub mod serve;
+pub mod state;
 pub mod sync;
 pub mod upstream;
 pub mod usage;

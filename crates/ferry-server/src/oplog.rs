@@ -125,7 +125,7 @@ impl OperationLog {
     /// the entries back (if they fit) so the next flush retries them.
     pub async fn run_one(
         &self,
-        state: &crate::app::AppState,
+        state: &crate::state::AppState,
     ) -> Result<Flushed, ferry_store::StoreError> {
         let _one_at_a_time = self.flushing.lock().await;
         let usage_records = state.org_limits.flush(state.store.as_ref()).await?;
@@ -164,7 +164,7 @@ impl OperationLog {
     /// Flushes until nothing is waiting (tests, shutdown).
     pub async fn flush_all(
         &self,
-        state: &crate::app::AppState,
+        state: &crate::state::AppState,
     ) -> Result<(), ferry_store::StoreError> {
         while !self.run_one(state).await?.is_idle() {}
         Ok(())
@@ -183,7 +183,7 @@ const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The background writer: flushes on wake-up or every second, prunes entries past
 /// [`RETENTION_MS`] hourly, and flushes once more at shutdown.
-pub async fn worker(state: Arc<crate::app::AppState>, shutdown: CancellationToken) {
+pub async fn worker(state: Arc<crate::state::AppState>, shutdown: CancellationToken) {
     let mut last_prune: Option<std::time::Instant> = None;
     loop {
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {

@@ -2,7 +2,7 @@
 //! flows cannot make the tables grow without bound; a `run_one` pass tests drive, a loop that
 //! owns the timing.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use std::time::Duration;
 
 /// How often the loop purges.

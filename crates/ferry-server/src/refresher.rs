@@ -1,7 +1,7 @@
 //! The background refresher: refreshes tokens shortly before they expire (so callers never wait) and keeps idle connections alive before Salesforce's idle refresh-token expiry; a `run_one` pass tests drive, a loop that owns the timing.
 
-use crate::app::AppState;
 use crate::connections::open;
+use crate::state::AppState;
 use ferry_store::{ConnectionFilter, ConnectionStatus};
 use std::time::Duration;
 

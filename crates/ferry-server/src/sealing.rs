@@ -83,7 +83,7 @@ pub async fn ensure_environment(
         .ensure_environment(
             name,
             &secret_key_hash(&fresh),
-            &crate::app::random_hex(32),
+            &crate::state::random_hex(32),
             now,
         )
         .await?;
@@ -120,6 +120,25 @@ pub async fn ensure_environment(
     Ok(sealed_env)
 }
 
+/// Names a ciphertext for messages and logs without revealing anything secret (an OAuth state
+/// is a bearer value, so it is not printed).
+pub fn describe(target: &CipherRef) -> String {
+    match target {
+        CipherRef::IntegrationClientSecret(id) => {
+            format!("the client secret of integration #{}", id.0)
+        }
+        CipherRef::ConnectionCredentials(id) => {
+            format!("the credentials of connection #{}", id.0)
+        }
+        CipherRef::OAuthStatePkceVerifier(_) => {
+            "the PKCE verifier of a pending OAuth flow".to_string()
+        }
+        CipherRef::EnvironmentSecretKey(id) => {
+            format!("the secret key of environment #{}", id.0)
+        }
+    }
+}
+
 /// What [`bind_all`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BindReport {
@@ -149,7 +168,7 @@ pub async fn bind_all(store: &dyn Store, vault: &Vault) -> Result<BindReport, St
         let Ok(plain) = vault.decrypt(&blob, &legacy) else {
             // Neither form opens (a foreign key, or damage): left as it is; using it will fail
             // as it would have.
-            tracing::warn!(target = %crate::keys::describe(&target), "a sealed value opens neither bound nor legacy");
+            tracing::warn!(target = %describe(&target), "a sealed value opens neither bound nor legacy");
             continue;
         };
         let resealed = vault

@@ -4,8 +4,8 @@
 //! refresh-and-retry on `401 INVALID_SESSION_ID`, and the operation log, behind
 //! `ferry_salesforce`'s [`Transport`] port.
 
-use crate::app::AppState;
 use crate::connections::Credentials;
+use crate::state::AppState;
 use crate::usage::OrgKey;
 use ferry_salesforce::transport::{ApiError, ApiRequest, ApiResponse, Transport};
 use ferry_store::{Connection, EnvironmentId, Integration, NewOperation, OperationKind};

@@ -1,6 +1,6 @@
 //! Outgoing webhooks: Nango's auth payloads, signed (`X-Nango-Hmac-Sha256` over the sorted, compact JSON body; the legacy `X-Nango-Signature` too; and the replay-resistant Standard Webhooks `webhook-id`/`webhook-timestamp`/`webhook-signature`), sent to the connection's `webhook_url_override` or the environment's URL only when the target policy allows the address, delivered by a worker whose `run_one` step tests drive, retried with backoff on 5xx and network errors.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use ferry_store::{DeliveryOutcome, WebhookDelivery};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};

@@ -6,7 +6,7 @@ pub mod catalog;
 pub mod models;
 pub mod worker;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::upstream::ConnectionTransport;
 use catalog::{ActionKind, ActionSpec};
 use ferry_salesforce::rest::RestClient;

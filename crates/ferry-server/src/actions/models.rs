@@ -1,7 +1,7 @@
 //! The seam between actions and the sync definitions / records store: which model an object
 //! syncs into, how its fields map, and the read-after-write into the records store.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use ferry_store::{ConnectionRowId, EnvironmentId, RecordAction, RecordWrite, StoreError};
 use serde_json::Value;
 

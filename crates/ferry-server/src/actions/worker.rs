@@ -2,7 +2,7 @@
 //! runs it, stores the output or error for `GET /action/{id}`; retries only what is safe to repeat.
 
 use super::ActionError;
-use crate::app::AppState;
+use crate::state::AppState;
 use ferry_store::{ActionRun, ActionRunOutcome, StoreError};
 use serde_json::Value;
 use std::sync::Arc;

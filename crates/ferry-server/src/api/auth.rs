@@ -1,7 +1,7 @@
 //! Authentication of API calls: `Authorization: Bearer <environment secret key>` resolves to exactly one environment; Nango's error codes for every way it can fail.
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use ferry_store::Environment;

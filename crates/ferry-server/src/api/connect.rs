@@ -2,8 +2,8 @@
 
 use super::auth::Env;
 use super::{iso_z, json_body, now_ms, strict_query};
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
@@ -283,7 +283,7 @@ async fn open_session(
     reconnect_connection_id: Option<ConnectionRowId>,
 ) -> Result<Response, ApiError> {
     let tags = session_tags(&body)?;
-    let token = format!("{TOKEN_PREFIX}{}", crate::app::random_hex(32));
+    let token = format!("{TOKEN_PREFIX}{}", crate::state::random_hex(32));
     let expires_at = now_ms() + SESSION_TTL_MS;
     let end_user = body.end_user.as_ref().map(|u| {
         json!({

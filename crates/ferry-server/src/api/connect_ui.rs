@@ -2,8 +2,8 @@
 
 use super::connect::resolve_session;
 use super::pages::{self, escape, Origins};
-use crate::app::AppState;
 use crate::providers::provider;
+use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};

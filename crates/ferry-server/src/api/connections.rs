@@ -2,11 +2,11 @@
 
 use super::auth::Env;
 use super::{json_body, now_ms, strict_query};
-use crate::app::AppState;
 use crate::connections::{
     full_json, list_item_json, oauth_client, open, verify_imported_org, Credentials,
 };
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -2,10 +2,10 @@
 
 use super::auth::Env;
 use super::{iso_z, json_body, now_ms, strict_query};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::providers::provider;
 use crate::sealing;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;

@@ -2,8 +2,8 @@
 //! calls), newest first, with a keyset cursor; never bodies or tokens.
 
 use super::auth::Env;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};

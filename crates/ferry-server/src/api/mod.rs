@@ -15,8 +15,8 @@ pub mod proxy;
 pub mod records;
 pub mod syncs;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;

@@ -3,12 +3,12 @@
 use super::connect::resolve_session;
 use super::now_ms;
 use super::pages::{self, Origins};
-use crate::app::AppState;
 use crate::connections::{
     check_token_response, oauth_client, store_oauth_connection, NewOAuthConnection,
 };
 use crate::error::ApiError;
 use crate::providers::provider;
+use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -368,7 +368,7 @@ async fn start_flow(
     };
     let client = oauth_client(state, &integration, hostname.as_ref())?;
     let oauth_state = uuid::Uuid::new_v4().to_string();
-    let browser_secret = crate::app::random_hex(32);
+    let browser_secret = crate::state::random_hex(32);
     let (verifier, challenge) = pkce_pair();
     let mut config = Map::new();
     if let Some(h) = &hostname {

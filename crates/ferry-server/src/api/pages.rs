@@ -2,7 +2,7 @@
 //! environment's allowed app origins (who may frame the pages and receive their messages), and
 //! the security headers (a nonce-based CSP with `frame-ancestors`, `Referrer-Policy`).
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use ferry_store::EnvironmentId;
@@ -102,7 +102,7 @@ pub fn origin_of(url: &str) -> String {
 
 /// A fresh nonce for one page's inline script and style.
 pub fn nonce() -> String {
-    crate::app::random_hex(16)
+    crate::state::random_hex(16)
 }
 
 /// Adds the page's security headers: only its own nonce'd script and style run, it connects only

@@ -2,9 +2,9 @@
 
 use super::auth::Env;
 use super::strict_query;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::providers::{provider, PROVIDERS};
+use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};

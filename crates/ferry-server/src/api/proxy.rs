@@ -1,8 +1,8 @@
 //! `ANY /proxy/{path}`: the app's call forwarded to the connection's `instance_url` with its token (resolved through the target cache: no store read on the hot path), bodies streamed both ways, every call in the operation log, timeouts as configured, `Decompress`, caller headers only as `Nango-Proxy-*` (never hop-by-hop or framing ones), one refresh-and-retry on `401 INVALID_SESSION_ID`, `Retries`/`Retry-On` with jittered backoff, Salesforce's limit errors told apart, and per-org usage (`GET /connections/{id}/usage`) and concurrency caps.
 
 use super::auth::Env;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::upstream::{org_of, Target};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};

@@ -1,8 +1,8 @@
 //! `GET /records` (and `/records/`, the SDK's form): a connection's synced records of one model, keyset-paged by an opaque cursor, with Nango's filters and `_nango_metadata`; `PATCH /records/prune`: their payloads emptied up to a cursor, metadata kept.
 
 use crate::api::auth::Env;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;

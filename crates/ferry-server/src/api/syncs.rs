@@ -2,8 +2,8 @@
 
 use super::{iso_z, json_body, strict_query};
 use crate::api::auth::Env;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;

@@ -1,6 +1,6 @@
 //! One run of one (connection, sync) under the store lease: describe, then pages of SOQL ordered by `(SystemModstamp, Id)` (REST, or Bulk API 2.0 when `COUNT()` is large) each committed with its checkpoint, deletes from `getDeleted`, periodic id reconciliation with a refusal guard, and the Nango sync webhooks queued with the run's end.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::sync::definitions::{CsvPlan, SyncDefinition};
 use crate::sync::SyncSettings;
 use crate::upstream::ConnectionTransport;

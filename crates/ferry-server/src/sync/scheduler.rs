@@ -1,6 +1,6 @@
 //! The sync scheduler: a worker whose `run_one` step claims one due (connection, sync) under a lease, runs it and lets the store schedule the next run; the loop around it; and the hook that gives a new connection its syncs.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::sync::engine::{run_sync, RunOptions, RunReport, SyncError};
 use ferry_store::{Connection, NewSync, StoreError, SyncRow};
 use std::sync::{Arc, OnceLock};
