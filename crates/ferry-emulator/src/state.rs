@@ -214,6 +214,10 @@ pub struct FaultRule {
     /// real response: a write whose answer was lost on the way back.
     #[serde(default)]
     pub after_handling: bool,
+    /// Serve the request at once (its effects happen), then hold the real answer back this
+    /// long: a slow answer that a client may give up on after the work was done.
+    #[serde(default)]
+    pub answer_delay_ms: Option<u64>,
 }
 
 /// Counters of everything the emulator served, for tests that assert "exactly one refresh".

@@ -151,7 +151,7 @@ impl CredentialService {
     /// (or when `force`). Concurrent callers share one refresh.
     pub async fn get(
         &self,
-        state: &AppState,
+        state: &Arc<AppState>,
         integration: &Integration,
         connection: Connection,
         force: bool,
@@ -164,7 +164,7 @@ impl CredentialService {
     /// refresh shared with every caller that saw the same rejection.
     pub async fn replace_rejected(
         &self,
-        state: &AppState,
+        state: &Arc<AppState>,
         integration: &Integration,
         connection: Connection,
         rejected_token: &str,
@@ -190,7 +190,7 @@ impl CredentialService {
 
     async fn get_with(
         &self,
-        state: &AppState,
+        state: &Arc<AppState>,
         integration: &Integration,
         connection: Connection,
         force: bool,
@@ -244,7 +244,7 @@ impl CredentialService {
 
     async fn refresh_flow(
         &self,
-        state: &AppState,
+        state: &Arc<AppState>,
         integration: &Integration,
         connection: Connection,
         force: bool,
@@ -302,14 +302,35 @@ impl CredentialService {
                     }
                     return Ok((latest, latest_credentials));
                 }
-                let result = self
-                    .refresh_under_lease(state, integration, latest, latest_credentials, fence)
-                    .await;
-                let _ = state
-                    .store
-                    .release_refresh_lease(current.id, &self.owner, fence)
-                    .await;
-                return result;
+                // The token call and its commit run to the end even when the caller goes away
+                // (a client disconnects, a request times out): a refresh cut short after
+                // Salesforce answered would lose a rotated refresh token, and the next refresh
+                // with the old one would revoke the whole token family.
+                let task_state = state.clone();
+                let task_integration = integration.clone();
+                let id = current.id;
+                let committed = tokio::spawn(async move {
+                    let service = &task_state.credentials;
+                    let result = service
+                        .refresh_under_lease(
+                            &task_state,
+                            &task_integration,
+                            latest,
+                            latest_credentials,
+                            fence,
+                        )
+                        .await;
+                    let _ = task_state
+                        .store
+                        .release_refresh_lease(id, &service.owner, fence)
+                        .await;
+                    result
+                });
+                return committed.await.unwrap_or_else(|e| {
+                    Err(CredentialError::Transient(format!(
+                        "the refresh task failed: {e}"
+                    )))
+                });
             }
             // Another process holds the lease: wait for its result or for the lease to lapse.
             if started.elapsed() > Duration::from_millis((policy.lease_ttl_ms * 2) as u64 + 5_000) {

@@ -18,7 +18,7 @@ pub struct Pass {
 
 /// Refreshes every active connection whose token expires within twice the refresh margin, or
 /// whose token was obtained longer ago than the keep-alive interval.
-pub async fn run_one(state: &AppState) -> Result<Pass, ferry_store::StoreError> {
+pub async fn run_one(state: &std::sync::Arc<AppState>) -> Result<Pass, ferry_store::StoreError> {
     let policy = &state.config.token_policy;
     let now = state.clock.now_ms();
     let mut pass = Pass::default();

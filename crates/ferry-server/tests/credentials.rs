@@ -517,3 +517,47 @@ on_both_databases!(
     a_refresh_that_names_another_org_is_refused,
     a_refresh_that_names_another_org_is_refused
 );
+
+async fn a_refresh_whose_caller_gives_up_still_commits_the_rotated_token(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_integrations().await;
+    app.app_policy(json!({"refresh_token_rotation": true}))
+        .await;
+    let id = app.connect_org("impatient").await;
+    // Salesforce rotates the refresh token at once but answers only 1.5 s later; the caller
+    // gives up after 200 ms.
+    let fault = app
+        .http
+        .post(format!("{}/__emulator/faults", app.emulator.production_url))
+        .json(&json!({"method": "POST", "path_prefix": "/services/oauth2/token", "answer_delay_ms": 1500, "count": 1}))
+        .send()
+        .await
+        .expect("fault");
+    assert!(fault.status().is_success());
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .expect("client");
+    let gave_up = impatient
+        .get(format!(
+            "{}/connections/{id}?provider_config_key=salesforce&force_refresh=true",
+            app.url
+        ))
+        .bearer_auth(&app.dev_key)
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the caller gave up");
+    // The next forced refresh waits for the one under way (its lease) or uses the rotated
+    // token it committed; either way the token family survives.
+    let (status, body) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&app.url, &app.dev_key, &id, "&force_refresh=true").await;
+    assert_eq!(status, 200, "{body}");
+    let stats = app.emulator_stats().await;
+    assert_eq!(stats["family_revocations"], 0, "{stats}");
+    assert_eq!(refreshes(&stats).1, 0, "no refused refresh: {stats}");
+}
+on_both_databases!(
+    a_refresh_whose_caller_gives_up_still_commits_the_rotated_token,
+    a_refresh_whose_caller_gives_up_still_commits_the_rotated_token
+);

@@ -153,6 +153,16 @@ async fn faults_and_stats(AxState(ctx): AxState<Ctx>, req: Request, next: Next) 
     if let Some(ms) = rule.latency_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    if let Some(ms) = rule.answer_delay_ms {
+        // The request takes effect now; its answer leaves later.
+        let response = next.run(req).await;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return if rule.status.is_some() {
+            fault_response(&rule)
+        } else {
+            response
+        };
+    }
     if rule.after_handling {
         // The request takes effect; only its answer is replaced.
         let _ = next.run(req).await;
