@@ -44,7 +44,34 @@ impl Record {
         }
     }
 
-    fn set(&mut self, index: usize, v: Value) {
+    /// A field's JSON value; a compound address is assembled from its parts (`null` when all
+    /// of them are empty).
+    pub fn json_of(&self, schema: &ObjectSchema, index: usize) -> serde_json::Value {
+        let Some(field) = schema.fields.get(index) else {
+            return serde_json::Value::Null;
+        };
+        if field.field_type != FieldType::Address {
+            return self.get(index).to_json();
+        }
+        let prefix = field.name.strip_suffix("Address").unwrap_or_default();
+        let mut map = serde_json::Map::new();
+        let mut any = false;
+        for (key, suffix) in crate::catalog::ADDRESS_PARTS {
+            let v = schema
+                .field_index(&format!("{prefix}{suffix}"))
+                .map_or(serde_json::Value::Null, |i| self.get(i).to_json());
+            any |= !v.is_null();
+            map.insert(key.to_string(), v);
+        }
+        if any {
+            serde_json::Value::Object(map)
+        } else {
+            serde_json::Value::Null
+        }
+    }
+
+    /// Sets the value at a schema position, growing a short record.
+    pub(crate) fn set(&mut self, index: usize, v: Value) {
         if self.fields.len() <= index {
             self.fields.resize(index + 1, Value::Null);
         }
@@ -131,6 +158,12 @@ impl RecordError {
     fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
+    }
+
+    /// Whether a REST answer carries the `fields` key: Salesforce sends it when it names fields,
+    /// and as an empty list for a record already in the recycle bin.
+    pub fn lists_fields(&self) -> bool {
+        !self.fields.is_empty() || self.code == "ENTITY_IS_DELETED"
     }
 
     /// The unknown-record answer.
@@ -318,6 +351,7 @@ impl Org {
             }
         }
         let is_case = table.schema.name == "Case";
+        fill_defaults(&table.schema, &mut values);
         let mut record = Record {
             fields: values,
             purged: false,
@@ -328,6 +362,7 @@ impl Org {
             &mut record,
             if is_case { Some(case_number) } else { None },
         );
+        trim_trailing_nulls(&mut record.fields);
         table.by_id15.insert(
             CompactString::new(ids::id15(&id)),
             table.records.len() as u32,
@@ -365,6 +400,7 @@ impl Org {
             }
         }
         let is_case = table.schema.name == "Case";
+        fill_defaults(&table.schema, &mut values);
         let mut record = Record {
             fields: values,
             purged: false,
@@ -375,6 +411,7 @@ impl Org {
             &mut record,
             if is_case { Some(case_number) } else { None },
         );
+        trim_trailing_nulls(&mut record.fields);
         table.by_id15.insert(
             CompactString::new(ids::id15(&id)),
             table.records.len() as u32,
@@ -421,9 +458,11 @@ impl Org {
         candidate[sys::LAST_MODIFIED_DATE] = Value::DateTime(stamp);
         candidate[sys::LAST_MODIFIED_BY_ID] = Value::str(ctx.user_id);
         candidate[sys::SYSTEM_MODSTAMP] = Value::DateTime(stamp);
+        fill_defaults(&table.schema, &mut candidate);
         let record = &mut table.records[idx];
         record.fields = candidate;
         apply_derived(&table.schema, record, None);
+        trim_trailing_nulls(&mut record.fields);
         Ok(())
     }
 
@@ -469,7 +508,8 @@ impl Org {
         n
     }
 
-    /// Finds live records whose external-id field equals `value`.
+    /// Finds live records whose key field equals `value` (ignoring case, as Salesforce's
+    /// external ids and `idLookup` fields do).
     pub fn find_by_field(&self, object: &str, field: usize, value: &str) -> Vec<usize> {
         let Some(table) = self.table(object) else {
             return Vec::new();
@@ -479,7 +519,11 @@ impl Org {
             .iter()
             .enumerate()
             .filter(|(_, r)| !r.purged && !r.is_deleted())
-            .filter(|(_, r)| r.get(field).as_str().is_some_and(|s| s == value))
+            .filter(|(_, r)| {
+                r.get(field)
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(value))
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -494,12 +538,34 @@ fn invalid_type(object: &str) -> RecordError {
     .with_status(404)
 }
 
+/// A path id that is not a well-formed id: Salesforce names the `Id` field and quotes the value.
 fn malformed_id(id: &str) -> RecordError {
-    RecordError::new("MALFORMED_ID", format!("malformed id {id}"), vec![])
+    RecordError::new(
+        "MALFORMED_ID",
+        format!("Record ID: id value of incorrect type: {id}"),
+        vec!["Id".into()],
+    )
 }
 
 fn entity_is_deleted() -> RecordError {
     RecordError::new("ENTITY_IS_DELETED", "entity is deleted", vec![])
+}
+
+/// Gives checkboxes their value when none was set: `false`, as the platform does.
+fn fill_defaults(schema: &ObjectSchema, values: &mut [Value]) {
+    for (v, f) in values.iter_mut().zip(&schema.fields) {
+        if f.field_type == FieldType::Boolean && v.is_null() {
+            *v = Value::Bool(false);
+        }
+    }
+}
+
+/// Drops trailing empty values: a short record reads them as `Null`, and most of a standard
+/// object's fields stay empty, so seeded records cost memory only for what they hold.
+fn trim_trailing_nulls(values: &mut Vec<Value>) {
+    while values.len() > sys::COUNT && values.last().is_some_and(Value::is_null) {
+        values.pop();
+    }
 }
 
 /// Recomputes fields the platform derives: `Name` from first and last names, closed flags,
@@ -539,6 +605,15 @@ fn apply_derived(schema: &ObjectSchema, record: &mut Record, case_number: Option
         {
             let is_closed = record.get(status).as_str() == Some("Closed");
             record.set(closed, Value::Bool(is_closed));
+            // ClosedDate is when the case last became closed.
+            if let Some(at) = schema.field_index("ClosedDate") {
+                if !is_closed {
+                    record.set(at, Value::Null);
+                } else if record.get(at).is_null() {
+                    let stamp = record.get(sys::LAST_MODIFIED_DATE).clone();
+                    record.set(at, stamp);
+                }
+            }
         }
     }
     if schema.name == "Lead" {
@@ -575,10 +650,11 @@ fn convert_input(
             continue;
         }
         let Some(i) = schema.field_index(key) else {
+            // Salesforce names no field here: the column does not exist.
             return Err(RecordError::new(
                 "INVALID_FIELD",
                 format!("No such column '{key}' on sobject of type {}", schema.name),
-                vec![key.clone()],
+                vec![],
             ));
         };
         let field = &schema.fields[i];

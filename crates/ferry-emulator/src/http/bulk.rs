@@ -179,6 +179,8 @@ fn bulk_refusal(query: &soql::Query) -> Option<&'static str> {
         Some("Aggregate queries (COUNT(), aggregate functions and GROUP BY) are not supported by Bulk API 2.0 query jobs")
     } else if query.has_offset() {
         Some("OFFSET is not supported by Bulk API 2.0 query jobs")
+    } else if query.has_subqueries() {
+        Some("Parent-to-child subqueries are not supported by Bulk API 2.0 query jobs")
     } else {
         None
     }
