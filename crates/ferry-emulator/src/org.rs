@@ -265,6 +265,25 @@ impl Org {
         Some((table, table.get(id)?))
     }
 
+    /// The object and reference field behind a child relationship of `parent` (`Contacts` on
+    /// Account → `Contact`, `AccountId`), case-insensitively.
+    pub fn child_link(&self, parent: &str, relationship: &str) -> Option<(String, String)> {
+        let parent = self.table(parent)?.schema.name.clone();
+        let mut tables: Vec<&Table> = self.tables.values().collect();
+        tables.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
+        tables.into_iter().find_map(|t| {
+            t.schema
+                .fields
+                .iter()
+                .filter(|f| f.reference_to.iter().any(|r| *r == parent))
+                .find(|f| {
+                    crate::schema::child_relationship_name(f, &t.schema)
+                        .eq_ignore_ascii_case(relationship)
+                })
+                .map(|f| (t.schema.name.clone(), f.name.clone()))
+        })
+    }
+
     /// Defines a custom object (or adds fields to an existing one).
     pub fn define_object(
         &mut self,

@@ -37,12 +37,12 @@ pub fn routes() -> Router<Ctx> {
 
 /// Undo log of one all-or-none transaction: the records as they were before it touched them.
 #[derive(Default)]
-struct Undo {
+pub(super) struct Undo {
     entries: Vec<(String, usize, Option<Record>)>,
 }
 
 impl Undo {
-    fn before_write(&mut self, org: &Org, object: &str, id: &str) {
+    pub(super) fn before_write(&mut self, org: &Org, object: &str, id: &str) {
         if let Some(t) = org.table(object) {
             if let Some(i) = t.index_of(id) {
                 self.entries
@@ -51,7 +51,7 @@ impl Undo {
         }
     }
 
-    fn created(&mut self, org: &Org, object: &str, id: &str) {
+    pub(super) fn created(&mut self, org: &Org, object: &str, id: &str) {
         if let Some(t) = org.table(object) {
             if let Some(i) = t.index_of(id) {
                 self.entries.push((object.to_string(), i, None));
@@ -59,7 +59,7 @@ impl Undo {
         }
     }
 
-    fn rollback(self, org: &mut Org) {
+    pub(super) fn rollback(self, org: &mut Org) {
         for (object, i, before) in self.entries.into_iter().rev() {
             if let Some(t) = org.table_mut(&object) {
                 match before {
@@ -73,12 +73,12 @@ impl Undo {
     }
 }
 
-struct SubResult {
-    status: u16,
-    body: J,
-    location: Option<String>,
+pub(super) struct SubResult {
+    pub(super) status: u16,
+    pub(super) body: J,
+    pub(super) location: Option<String>,
     /// Other response headers the subrequest carries (`ETag`, `Last-Modified` on describe).
-    headers: Vec<(&'static str, String)>,
+    pub(super) headers: Vec<(&'static str, String)>,
 }
 
 fn error_body(e: &RecordError) -> J {
@@ -127,14 +127,14 @@ fn resolve_refs(text: &str, results: &HashMap<String, J>) -> Result<String, Stri
 
 /// Where and as whom a composite request runs.
 #[derive(Clone, Copy)]
-struct SubContext<'a> {
-    wctx: WriteContext<'a>,
-    version: &'a str,
+pub(super) struct SubContext<'a> {
+    pub(super) wctx: WriteContext<'a>,
+    pub(super) version: &'a str,
     /// The org's base URL, for describe's UI templates.
-    instance: &'a str,
+    pub(super) instance: &'a str,
 }
 
-fn run_subrequest(
+pub(super) fn run_subrequest(
     org: &mut Org,
     sub: SubContext<'_>,
     method: &str,

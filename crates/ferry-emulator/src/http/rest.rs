@@ -62,6 +62,8 @@ pub fn routes() -> Router<Ctx> {
             get(retrieve_by_external_id).patch(upsert),
         )
         .merge(super::composite::routes())
+        .merge(super::batch::routes())
+        .merge(super::search::routes())
 }
 
 async fn versions() -> Response {
