@@ -275,7 +275,7 @@ impl Org {
             t.schema
                 .fields
                 .iter()
-                .filter(|f| f.reference_to.iter().any(|r| *r == parent))
+                .filter(|f| f.reference_to.contains(&parent))
                 .find(|f| {
                     crate::schema::child_relationship_name(f, &t.schema)
                         .eq_ignore_ascii_case(relationship)

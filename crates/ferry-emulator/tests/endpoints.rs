@@ -197,3 +197,63 @@ async fn recent_items_and_quick_actions_answer_in_salesforce_shapes() {
     let (status, _, _) = org.get("/quickActions/Nope/describe").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn tooling_queries_describe_objects_fields_and_custom_fields() {
+    let org = Org::demo().await;
+    org.admin(
+        Method::POST,
+        "/orgs/Acme/objects",
+        json!({"name": "Account", "fields": [{"name": "Tier__c", "type": "picklist"}]}),
+    )
+    .await;
+    let tooling = |soql: &str| format!("/services/data/v59.0/tooling/query?q={}", url_encode(soql));
+    let (status, body) = org
+        .get_raw(
+            &tooling("SELECT QualifiedApiName, DataType, IsNillable FROM FieldDefinition WHERE EntityDefinition.QualifiedApiName = 'Account' AND QualifiedApiName IN ('Name', 'BillingCity', 'ParentId')  ORDER BY QualifiedApiName"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["entityTypeName"], "FieldDefinition");
+    assert_eq!(body["size"], 3);
+    let records = body["records"].as_array().expect("records");
+    assert_eq!(records[0]["QualifiedApiName"], "BillingCity");
+    assert_eq!(records[0]["DataType"], "Text(40)");
+    assert_eq!(records[2]["DataType"], "Lookup(Account)");
+    assert_eq!(records[1]["IsNillable"], false);
+    assert!(records[0]["attributes"]["url"]
+        .as_str()
+        .expect("url")
+        .starts_with("/services/data/v59.0/tooling/sobjects/FieldDefinition/"));
+
+    let (_, custom) = org
+        .get_raw(
+            &tooling("SELECT DeveloperName, TableEnumOrId FROM CustomField WHERE TableEnumOrId = 'Account'"),
+            None,
+        )
+        .await;
+    assert_eq!(custom["totalSize"], 1, "{custom}");
+    assert_eq!(custom["records"][0]["DeveloperName"], "Tier");
+
+    let (_, entity) = org
+        .get_raw(
+            &tooling("SELECT KeyPrefix, PluralLabel FROM EntityDefinition WHERE QualifiedApiName = 'Contact'"),
+            None,
+        )
+        .await;
+    assert_eq!(entity["records"][0]["KeyPrefix"], "003");
+    let (status, rules) = org
+        .get_raw(
+            &tooling("SELECT Id, ValidationName, Active, ErrorMessage FROM ValidationRule WHERE EntityDefinition.QualifiedApiName = 'Account'"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rules["totalSize"], 0);
+    let (status, err) = org
+        .get_raw(&tooling("SELECT Nope FROM FieldDefinition"), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err[0]["errorCode"], "INVALID_FIELD");
+}

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod oauth;
 pub mod rest;
 pub mod search;
+pub mod tooling;
 
 use crate::state::{Session, State};
 use axum::extract::{Request, State as AxState};

@@ -64,6 +64,7 @@ pub fn routes() -> Router<Ctx> {
         .merge(super::composite::routes())
         .merge(super::batch::routes())
         .merge(super::search::routes())
+        .merge(super::tooling::routes())
 }
 
 async fn versions() -> Response {

@@ -476,7 +476,7 @@ async fn recent(
             );
         }
     }
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
     let list: Vec<J> = items
         .into_iter()
         .take(limit)
