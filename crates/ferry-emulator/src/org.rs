@@ -585,6 +585,8 @@ fn trim_trailing_nulls(values: &mut Vec<Value>) {
     while values.len() > sys::COUNT && values.last().is_some_and(Value::is_null) {
         values.pop();
     }
+    // Callers build a full-width row first: give the unused tail back.
+    values.shrink_to_fit();
 }
 
 /// Recomputes fields the platform derives: `Name` from first and last names, closed flags,
@@ -823,4 +825,33 @@ fn check_unique(table: &Table, values: &[Value], except: Option<usize>) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_only_the_values_they_hold_and_checkboxes_read_false() {
+        let mut org = Org::new(ids::make_id("00D", "7x", 1), "Mem", false, "7x");
+        let ctx = WriteContext {
+            user_id: "005000000000000AAA",
+            now: 1_704_067_200,
+            modstamp: None,
+        };
+        let mut input = serde_json::Map::new();
+        input.insert("LastName".into(), serde_json::Value::String("Short".into()));
+        let id = org.create("Contact", &input, ctx).expect("create");
+        let table = org.table("Contact").expect("Contact");
+        let record = table.get(&id).expect("record");
+        assert!(record.fields.len() < table.schema.fields.len() / 2);
+        assert_eq!(record.fields.capacity(), record.fields.len());
+        let do_not_call = table.schema.field_index("DoNotCall").expect("DoNotCall");
+        assert_eq!(record.get(do_not_call), &Value::Bool(false));
+        let mobile = table
+            .schema
+            .field_index("MobilePhone")
+            .expect("MobilePhone");
+        assert!(record.get(mobile).is_null());
+    }
 }

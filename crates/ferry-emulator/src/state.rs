@@ -33,6 +33,12 @@ pub struct App {
     pub introspection_allowed: bool,
     /// Whether PKCE verifiers containing `~` are refused (a real Salesforce quirk).
     pub reject_tilde_in_verifier: bool,
+    /// The run-as user of the client credentials flow (a username); `None` refuses the flow.
+    #[serde(default)]
+    pub client_credentials_user: Option<String>,
+    /// Whether the username-password flow is allowed (new orgs block it).
+    #[serde(default)]
+    pub allow_username_password: bool,
 }
 
 impl App {
@@ -52,6 +58,8 @@ impl App {
             require_pkce: false,
             introspection_allowed: true,
             reject_tilde_in_verifier: false,
+            client_credentials_user: None,
+            allow_username_password: false,
         }
     }
 }
