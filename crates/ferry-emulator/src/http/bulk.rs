@@ -14,6 +14,7 @@
 use super::errors::{self, json, not_found, sf_error};
 use super::{ApiVersion, Ctx};
 use crate::ids;
+use crate::schema::FieldType;
 use crate::soql::{self, ResultSet};
 use crate::state::{BulkJob, Session, State as Shared};
 use crate::value;
@@ -312,6 +313,18 @@ async fn create_job(
     })
     .await;
     let result = match ran {
+        Ok(Ok(rs))
+            if rs
+                .columns
+                .iter()
+                .any(|c| c.field_type == FieldType::Address) =>
+        {
+            return sf_error(
+                StatusCode::BAD_REQUEST,
+                "API_ERROR",
+                "Selecting compound data not supported in Bulk Query",
+            )
+        }
         Ok(Ok(rs)) => rs,
         Ok(Err(RunFailure::NoOrg)) => return errors::invalid_session(),
         Ok(Err(RunFailure::Limit)) => return limit_exceeded(),
