@@ -583,3 +583,36 @@ async fn limits_report_the_allowances_clients_read() {
         assert!(limits[name]["Remaining"].is_u64(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn the_demo_org_seeds_activities_and_sales_records_linked_to_their_parents() {
+    let org = Org::demo().await;
+    for (soql, at_least) in [
+        ("SELECT COUNT() FROM Task WHERE WhoId != null AND WhatId != null", 100),
+        ("SELECT COUNT() FROM Event WHERE StartDateTime != null", 50),
+        ("SELECT COUNT() FROM OpportunityLineItem WHERE OpportunityId != null AND PricebookEntryId != null", 100),
+        ("SELECT COUNT() FROM OpportunityContactRole", 100),
+        ("SELECT COUNT() FROM CaseComment WHERE ParentId != null", 50),
+        ("SELECT COUNT() FROM Contract WHERE AccountId != null", 10),
+        ("SELECT COUNT() FROM CampaignMember WHERE CampaignId != null", 10),
+    ] {
+        let (status, body) = org.query(soql).await;
+        assert_eq!(status, StatusCode::OK, "{soql}: {body}");
+        assert!(body["totalSize"].as_u64().expect("count") >= at_least, "{soql}: {body}");
+    }
+    // Children are reachable from their parents, and prices add up.
+    let (status, body) = org
+        .query("SELECT Name, (SELECT Quantity, UnitPrice, TotalPrice FROM OpportunityLineItems) FROM Opportunity WHERE Id IN (SELECT OpportunityId FROM OpportunityLineItem) LIMIT 5")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first = &body["records"][0]["OpportunityLineItems"]["records"][0];
+    let total = first["Quantity"].as_f64().expect("q") * first["UnitPrice"].as_f64().expect("p");
+    assert_eq!(first["TotalPrice"].as_f64(), Some(total));
+    let (_, tasks) = org
+        .query("SELECT Who.Name, What.Name, Status FROM Task WHERE IsClosed = true LIMIT 3")
+        .await;
+    for task in tasks["records"].as_array().expect("records") {
+        assert_eq!(task["Status"], "Completed");
+        assert!(task["Who"]["Name"].is_string(), "{task}");
+    }
+}
