@@ -39,6 +39,12 @@ pub struct App {
     /// Whether the username-password flow is allowed (new orgs block it).
     #[serde(default)]
     pub allow_username_password: bool,
+    /// The certificate (PEM) whose key signs JWT bearer assertions; `None` refuses them.
+    #[serde(default)]
+    pub jwt_certificate: Option<String>,
+    /// "Admin approved users are pre-authorized": JWT bearer works without a prior consent.
+    #[serde(default)]
+    pub preauthorized: bool,
 }
 
 impl App {
@@ -60,6 +66,8 @@ impl App {
             reject_tilde_in_verifier: false,
             client_credentials_user: None,
             allow_username_password: false,
+            jwt_certificate: None,
+            preauthorized: false,
         }
     }
 }

@@ -149,6 +149,9 @@ struct AppPatch {
     #[serde(default, with = "double_option_string")]
     client_credentials_user: Option<Option<String>>,
     allow_username_password: Option<bool>,
+    #[serde(default, with = "double_option_string")]
+    jwt_certificate: Option<Option<String>>,
+    preauthorized: Option<bool>,
 }
 
 mod double_option_string {
@@ -203,6 +206,12 @@ impl AppPatch {
         }
         if let Some(v) = self.allow_username_password {
             app.allow_username_password = v;
+        }
+        if let Some(v) = self.jwt_certificate {
+            app.jwt_certificate = v;
+        }
+        if let Some(v) = self.preauthorized {
+            app.preauthorized = v;
         }
     }
 }

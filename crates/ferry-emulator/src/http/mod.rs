@@ -5,6 +5,7 @@ pub mod batch;
 pub mod bulk;
 pub mod composite;
 pub mod errors;
+pub mod jwt;
 pub mod oauth;
 pub mod rest;
 pub mod search;

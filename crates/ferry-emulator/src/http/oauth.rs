@@ -730,6 +730,7 @@ async fn token(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respo
         "refresh_token" => refresh_grant(&ctx, &headers, &form),
         "client_credentials" => client_credentials_grant(&ctx, &headers, &form),
         "password" => password_grant(&ctx, &headers, &form),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => jwt_grant(&ctx, &form),
         "none" => Err(bad_request("invalid_request", "grant_type is required")),
         _ => Err(bad_request(
             "unsupported_grant_type",
@@ -989,6 +990,64 @@ fn password_grant(ctx: &Ctx, headers: &HeaderMap, form: &Params) -> Result<Respo
         .is_some_and(|org| listener_serves(ctx.listener, org));
     if !serves {
         return Err(bad_request("invalid_grant", "authentication failure"));
+    }
+    session_for_user(ctx, &mut data, &app, &login)
+}
+
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`: an RS256 assertion signed with
+/// the key of the app's uploaded certificate names the app (`iss`), the user (`sub`), this
+/// login host (`aud`) and an expiry (`exp`); the user must have approved the app, or the app
+/// pre-authorizes its users.
+fn jwt_grant(ctx: &Ctx, form: &Params) -> Result<Response, Fail> {
+    use super::jwt::{self, JwtRefusal};
+    let refuse = |r: JwtRefusal| {
+        let (error, description) = r.words();
+        bad_request(error, description)
+    };
+    let assertion = param(form, "assertion")
+        .ok_or_else(|| bad_request("invalid_request", "missing required assertion parameter"))?;
+    let assertion = jwt::parse(assertion).map_err(refuse)?;
+    let claims = &assertion.claims;
+    let mut data = ctx.state.data.write();
+    let app = data
+        .apps
+        .get(&claims.iss)
+        .cloned()
+        .ok_or_else(|| refuse(JwtRefusal::UnknownClient))?;
+    let key = app
+        .jwt_certificate
+        .as_deref()
+        .and_then(jwt::rsa_public_key)
+        .ok_or_else(|| refuse(JwtRefusal::InvalidAssertion))?;
+    if !assertion.verifies_with(&key) {
+        return Err(refuse(JwtRefusal::InvalidAssertion));
+    }
+    let login_host = match ctx.listener {
+        Listener::Sandbox => "https://test.salesforce.com",
+        _ => "https://login.salesforce.com",
+    };
+    let aud = claims.aud.trim_end_matches('/');
+    if aud != login_host && aud != ctx.base_url() {
+        return Err(refuse(JwtRefusal::BadAudience));
+    }
+    if claims.exp <= ctx.state.clock.now_secs() {
+        return Err(refuse(JwtRefusal::Expired));
+    }
+    let login = data
+        .logins
+        .get(&claims.sub.to_ascii_lowercase())
+        .cloned()
+        .ok_or_else(|| refuse(JwtRefusal::NotApproved))?;
+    let serves = data
+        .orgs
+        .get(&login.org_id)
+        .is_some_and(|org| listener_serves(ctx.listener, org));
+    let approved = app.preauthorized
+        || data
+            .approvals
+            .contains(&(login.user_id.clone(), app.client_id.clone()));
+    if !serves || !approved {
+        return Err(refuse(JwtRefusal::NotApproved));
     }
     session_for_user(ctx, &mut data, &app, &login)
 }
