@@ -404,7 +404,10 @@ impl Org {
         let pod = self.pod.clone();
         let case_number = self.next_case_number;
         let table = self.table_mut(object)?;
-        values.resize(table.schema.fields.len(), Value::Null);
+        let floor = table.schema.value_floor();
+        if values.len() < floor {
+            values.resize(floor, Value::Null);
+        }
         let id = table.next_id(&pod);
         values[sys::ID] = Value::str(&id);
         values[sys::IS_DELETED] = Value::Bool(false);
@@ -585,8 +588,13 @@ fn trim_trailing_nulls(values: &mut Vec<Value>) {
     while values.len() > sys::COUNT && values.last().is_some_and(Value::is_null) {
         values.pop();
     }
-    // Callers build a full-width row first: give the unused tail back.
-    values.shrink_to_fit();
+    // Callers build a wider row first: keep exactly what is held (a fresh allocation, as an
+    // allocator may keep a shrunk block at its old size).
+    if values.capacity() > values.len() {
+        let mut exact = Vec::with_capacity(values.len());
+        exact.append(values);
+        *values = exact;
+    }
 }
 
 /// Recomputes fields the platform derives: `Name` from first and last names, closed flags,

@@ -280,6 +280,8 @@ pub struct ObjectSchema {
     pub fields: Vec<FieldDef>,
     /// Lower-cased field name to index.
     index: HashMap<String, usize>,
+    /// See [`ObjectSchema::value_floor`].
+    floor: usize,
 }
 
 /// Positions of the system fields every object has, in this order.
@@ -334,6 +336,7 @@ impl ObjectSchema {
             custom: name.ends_with("__c"),
             fields: all,
             index: HashMap::new(),
+            floor: sys::COUNT,
         };
         schema.reindex();
         schema
@@ -353,11 +356,33 @@ impl ObjectSchema {
             .enumerate()
             .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
             .collect();
+        self.floor = self
+            .fields
+            .iter()
+            .rposition(|f| f.field_type == FieldType::Boolean || f.name == "OwnerId")
+            .map_or(sys::COUNT, |i| (i + 1).max(sys::COUNT));
     }
 
     /// The index of a field, by case-insensitive name.
     pub fn field_index(&self, name: &str) -> Option<usize> {
+        // Lower-case into a stack buffer: this runs per record while seeding and per name while
+        // compiling queries, and API names are short.
+        let mut buf = [0u8; 64];
+        if name.len() <= buf.len() {
+            let lower = &mut buf[..name.len()];
+            lower.copy_from_slice(name.as_bytes());
+            lower.make_ascii_lowercase();
+            return std::str::from_utf8(lower)
+                .ok()
+                .and_then(|key| self.index.get(key).copied());
+        }
         self.index.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    /// How many leading values a stored record always holds: through the last checkbox (which
+    /// is never empty) and `OwnerId` (which the platform fills).
+    pub fn value_floor(&self) -> usize {
+        self.floor
     }
 
     /// A field by case-insensitive name.

@@ -531,16 +531,45 @@ fn seed_related(
     n
 }
 
+/// `prefix`, `n` zero-padded to `width` digits, `suffix`: without the formatting machinery,
+/// as the seed writes millions of these.
+fn numbered(prefix: &str, n: usize, width: usize, suffix: &str) -> Value {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let start = at.min(digits.len().saturating_sub(width));
+    // The exact length, so short texts stay inline (no heap allocation).
+    let len = prefix.len() + (digits.len() - start) + suffix.len();
+    let mut text = compact_str::CompactString::with_capacity(len);
+    text.push_str(prefix);
+    for &d in &digits[start..] {
+        text.push(char::from(d));
+    }
+    text.push_str(suffix);
+    Value::Str(text)
+}
+
 /// Fills fields of the standard objects that the first seed left empty, from the sequence
 /// number alone (no draws from the generator, so the values seeded before stay the same).
 fn fill_documented_fields(
     schema: &crate::schema::ObjectSchema,
-    v: &mut [Value],
+    v: &mut Vec<Value>,
     seq: usize,
     state: &str,
 ) {
     let mut set = |field: &str, val: Value| {
         if let Some(i) = schema.field_index(field) {
+            if v.len() <= i {
+                v.resize(i + 1, Value::Null);
+            }
             if v[i].is_null() {
                 v[i] = val;
             }
@@ -549,27 +578,24 @@ fn fill_documented_fields(
     let pick = |items: &[&'static str], salt: usize| items[(seq * 7 + salt) % items.len()];
     match schema.name.as_str() {
         "Account" => {
-            set(
-                "AccountNumber",
-                Value::str(format!("CD{:06}", 100_000 + seq)),
-            );
+            set("AccountNumber", numbered("CD", 100_000 + seq, 6, ""));
             set("Rating", Value::str(pick(&["Hot", "Warm", "Cold"], 1)));
         }
         "Contact" => {
             set(
                 "MobilePhone",
-                Value::str(format!("+1 415 555 {:04}", (seq * 7919) % 10_000)),
+                numbered("+1 415 555 ", (seq * 7919) % 10_000, 4, ""),
             );
             set(
                 "MailingStreet",
-                Value::str(format!("{} Market Street", 1 + (seq * 31) % 999)),
+                numbered("", 1 + (seq * 31) % 999, 1, " Market Street"),
             );
             if !state.is_empty() {
                 set("MailingState", Value::str(state));
             }
             set(
                 "MailingPostalCode",
-                Value::str(format!("{:05}", (seq * 4099) % 99_999)),
+                numbered("", (seq * 4099) % 99_999, 5, ""),
             );
         }
         "Case" => {
@@ -660,11 +686,21 @@ fn seed_object(
     }
     let span: i64 = 30 * 86_400;
     let mut rng = Rng(0x5EED ^ (existing as u64) ^ (object.len() as u64 * 7919));
+    // Standard objects start at the width every record holds; the first record shows how wide
+    // the seeded ones are, so later rows are allocated once at that width.
+    let mut width = if schema.custom {
+        schema.fields.len()
+    } else {
+        schema.value_floor()
+    };
     for i in 0..n {
         let seq = existing + i;
-        let mut v = vec![Value::Null; schema.fields.len()];
+        let mut v = vec![Value::Null; width];
         let set = |v: &mut Vec<Value>, at: Option<usize>, val: Value| {
             if let Some(i) = at {
+                if v.len() <= i {
+                    v.resize(i + 1, Value::Null);
+                }
                 v[i] = val;
             }
         };
@@ -877,6 +913,7 @@ fn seed_object(
             }
         }
         fill_documented_fields(&schema, &mut v, seq, c_state);
+        width = width.max(v.len());
         let stamp = if same_stamp {
             now
         } else {
@@ -887,4 +924,23 @@ fn seed_object(
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_pads_and_wraps_like_the_format_it_replaces() {
+        assert_eq!(numbered("CD", 100_042, 6, ""), Value::str("CD100042"));
+        assert_eq!(
+            numbered("+1 415 555 ", 7, 4, ""),
+            Value::str("+1 415 555 0007")
+        );
+        assert_eq!(
+            numbered("", 12, 1, " Market Street"),
+            Value::str("12 Market Street")
+        );
+        assert_eq!(numbered("", 0, 5, ""), Value::str("00000"));
+    }
 }
