@@ -616,3 +616,45 @@ async fn the_demo_org_seeds_activities_and_sales_records_linked_to_their_parents
         assert!(task["Who"]["Name"].is_string(), "{task}");
     }
 }
+
+#[tokio::test]
+async fn typeof_picks_the_parent_fields_by_the_parents_type() {
+    let org = Org::demo().await;
+    let (_, opps) = org.query("SELECT Id FROM Opportunity LIMIT 1").await;
+    let opportunity = opps["records"][0]["Id"].as_str().expect("opportunity");
+    let task = create(
+        &org,
+        "Task",
+        json!({"Subject": "Chase", "WhatId": opportunity}),
+    )
+    .await;
+    let lonely = create(&org, "Task", json!({"Subject": "Nothing attached"})).await;
+    let soql = format!(
+        "SELECT Id, TYPEOF What WHEN Account THEN Name, Industry WHEN Opportunity THEN Amount, StageName ELSE Name END FROM Task WHERE Id IN ('{task}', '{lonely}') ORDER BY Subject"
+    );
+    let (status, body) = org.query(&soql).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let chase = &body["records"][0];
+    assert_eq!(chase["What"]["attributes"]["type"], "Opportunity");
+    assert!(chase["What"].get("StageName").is_some(), "{chase}");
+    assert!(chase["What"].get("Industry").is_none(), "{chase}");
+    assert_eq!(body["records"][1]["What"], Value::Null);
+
+    let (_, accounts) = org
+        .query("SELECT TYPEOF What WHEN Account THEN Industry ELSE Name END FROM Task WHERE WhatId != null LIMIT 5")
+        .await;
+    for record in accounts["records"].as_array().expect("records") {
+        assert_eq!(record["What"]["attributes"]["type"], "Account", "{record}");
+        assert!(record["What"].get("Industry").is_some());
+    }
+    let (status, err) = org
+        .query("SELECT TYPEOF What WHEN Nope THEN Name END FROM Task")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err[0]["errorCode"], "MALFORMED_QUERY");
+    let (status, err) = org
+        .query("SELECT TYPEOF What WHEN Account THEN Nope END FROM Task")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err[0]["errorCode"], "INVALID_FIELD");
+}

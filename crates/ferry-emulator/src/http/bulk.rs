@@ -182,6 +182,8 @@ fn bulk_refusal(query: &soql::Query) -> Option<&'static str> {
         Some("OFFSET is not supported by Bulk API 2.0 query jobs")
     } else if query.has_subqueries() {
         Some("Parent-to-child subqueries are not supported by Bulk API 2.0 query jobs")
+    } else if query.has_typeof() {
+        Some("TYPEOF is not supported by Bulk API 2.0 query jobs")
     } else {
         None
     }

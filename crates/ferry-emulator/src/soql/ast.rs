@@ -53,6 +53,13 @@ impl Query {
             .any(|s| matches!(s, SelectItem::Subquery { .. }))
     }
 
+    /// Whether the SELECT list has a `TYPEOF` (Bulk API 2.0 refuses these).
+    pub fn has_typeof(&self) -> bool {
+        self.select
+            .iter()
+            .any(|s| matches!(s, SelectItem::TypeOf { .. }))
+    }
+
     /// Whether the SELECT list uses `FIELDS(…)`.
     pub fn uses_fields_function(&self) -> bool {
         self.select
@@ -81,6 +88,18 @@ pub enum SelectItem {
         /// The inner query.
         query: Box<Query>,
         /// Byte offset of the opening parenthesis.
+        offset: usize,
+    },
+    /// `TYPEOF What WHEN Account THEN Phone WHEN Opportunity THEN Amount ELSE Name END`: fields of
+    /// a polymorphic parent that depend on its type.
+    TypeOf {
+        /// The relationship as written (`What`).
+        relationship: String,
+        /// `WHEN Type THEN fields` branches, in order.
+        whens: Vec<(String, Vec<String>)>,
+        /// The `ELSE` fields (empty without ELSE).
+        otherwise: Vec<String>,
+        /// Byte offset of `TYPEOF`.
         offset: usize,
     },
     /// `COUNT(f)`, `MAX(f)`, … in an aggregate query.

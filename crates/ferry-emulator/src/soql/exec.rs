@@ -45,6 +45,19 @@ pub struct Column {
     pub field_type: FieldType,
 }
 
+/// A `TYPEOF` column: fields of a polymorphic parent chosen by the parent's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolyColumn {
+    /// Canonical relationship name (`What`).
+    pub relationship: String,
+    /// Position of the reference field in the queried object.
+    pub reference: usize,
+    /// Canonical object name and field positions of each `WHEN` branch.
+    pub branches: Vec<(String, Vec<usize>)>,
+    /// The `ELSE` field names, looked up on whatever type the parent has.
+    pub otherwise: Vec<String>,
+}
+
 /// The records of one parent-to-child subquery, per parent row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildSet {
@@ -75,6 +88,8 @@ pub struct ResultSet {
     pub children: Vec<ChildSet>,
     /// An aggregate query's `AggregateResult` records; `rows` then counts them.
     pub aggregates: Option<Vec<serde_json::Value>>,
+    /// `TYPEOF` columns, in SELECT order.
+    pub polymorphic: Vec<PolyColumn>,
 }
 
 /// Runs a parsed query against an org.
@@ -170,6 +185,7 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
             rows: (0..results.len() as u32).collect(),
             children: Vec::new(),
             aggregates: Some(results),
+            polymorphic: Vec::new(),
         });
     }
     if query.is_count() {
@@ -182,6 +198,7 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
             rows: Vec::new(),
             children: Vec::new(),
             aggregates: None,
+            polymorphic: Vec::new(),
         });
     }
     if !order.is_empty() {
@@ -192,6 +209,27 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
     } else {
         rows
     };
+    let polymorphic = query
+        .select
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::TypeOf {
+                relationship,
+                whens,
+                otherwise,
+                offset,
+            } => Some(poly_column(
+                query,
+                table,
+                org,
+                relationship,
+                whens,
+                otherwise,
+                *offset,
+            )),
+            _ => None,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let children = query
         .select
         .iter()
@@ -209,6 +247,67 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
         rows,
         children,
         aggregates: None,
+        polymorphic,
+    })
+}
+
+/// Resolves a `TYPEOF` against the queried object: a polymorphic relationship, and fields that
+/// exist on each `WHEN` type.
+fn poly_column(
+    query: &Query,
+    table: &Table,
+    org: &Org,
+    relationship: &str,
+    whens: &[(String, Vec<String>)],
+    otherwise: &[String],
+    offset: usize,
+) -> Result<PolyColumn, SoqlError> {
+    let field = table
+        .schema
+        .relationship(relationship)
+        .filter(|f| !f.reference_to.is_empty())
+        .ok_or_else(|| {
+            SoqlError::located(
+                super::INVALID_FIELD,
+                &query.text,
+                offset,
+                &format!("Didn't understand relationship '{relationship}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."),
+            )
+        })?;
+    let reference = table.schema.field_index(&field.name).unwrap_or_default();
+    let mut branches = Vec::with_capacity(whens.len());
+    for (object, names) in whens {
+        let target = field
+            .reference_to
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(object))
+            .and_then(|t| org.table(t))
+            .ok_or_else(|| {
+                SoqlError::located(
+                    MALFORMED_QUERY,
+                    &query.text,
+                    offset,
+                    &format!("TYPEOF {relationship}: {object} is not a type the relationship can point to"),
+                )
+            })?;
+        let mut at = Vec::with_capacity(names.len());
+        for name in names {
+            at.push(target.schema.field_index(name).ok_or_else(|| {
+                SoqlError::located(
+                    super::INVALID_FIELD,
+                    &query.text,
+                    offset,
+                    &format!("No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.", target.schema.name),
+                )
+            })?);
+        }
+        branches.push((target.schema.name.clone(), at));
+    }
+    Ok(PolyColumn {
+        relationship: field.relationship_name.clone().unwrap_or_default(),
+        reference,
+        branches,
+        otherwise: otherwise.to_vec(),
     })
 }
 
@@ -384,7 +483,10 @@ fn columns(query: &Query, org: &Org, table: &Table) -> Result<Vec<Column>, SoqlE
     };
     for item in &query.select {
         match item {
-            SelectItem::Count | SelectItem::Aggregate { .. } | SelectItem::Subquery { .. } => {}
+            SelectItem::Count
+            | SelectItem::Aggregate { .. }
+            | SelectItem::Subquery { .. }
+            | SelectItem::TypeOf { .. } => {}
             SelectItem::Fields { kind, .. } => {
                 for (i, f) in table.schema.fields.iter().enumerate() {
                     let take = match kind {

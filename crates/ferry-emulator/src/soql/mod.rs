@@ -18,7 +18,7 @@ pub use ast::{
     AggregateFn, CompareOp, Condition, FieldPath, FieldsKind, Literal, LiteralValue, OrderItem,
     PeriodUnit, Query, RelativeDate, SelectItem,
 };
-pub use exec::{execute, ChildSet, Column, ExecOptions, Hop, ResultSet};
+pub use exec::{execute, ChildSet, Column, ExecOptions, Hop, PolyColumn, ResultSet};
 pub use parser::parse;
 pub use render::{render_csv, render_json, render_row};
 

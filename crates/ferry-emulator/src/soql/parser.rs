@@ -304,6 +304,13 @@ impl Parser<'_> {
                 })
             }
             Tok::LParen => Err(self.unexpected()),
+            Tok::Ident(word)
+                if word.eq_ignore_ascii_case("typeof")
+                    && matches!(self.peek_at(1), Tok::Ident(_)) =>
+            {
+                self.pos += 1;
+                self.type_of(start)
+            }
             Tok::Ident(name) if self.peek_at(1) == &Tok::LParen => {
                 let upper = name.to_ascii_uppercase();
                 let func = match upper.as_str() {
@@ -351,6 +358,59 @@ impl Parser<'_> {
             }
             _ => Ok(SelectItem::Field(self.field_path()?)),
         }
+    }
+
+    /// `TYPEOF rel WHEN T THEN f, … [ELSE f, …] END`, after `TYPEOF`.
+    fn type_of(&mut self, offset: usize) -> Result<SelectItem, SoqlError> {
+        let relationship = match self.bump() {
+            Tok::Ident(r) => r,
+            _ => return Err(self.unexpected()),
+        };
+        let names = |p: &mut Self| -> Result<Vec<String>, SoqlError> {
+            let mut out = Vec::new();
+            loop {
+                match p.peek().clone() {
+                    Tok::Ident(f)
+                        if !is_reserved(&f)
+                            && !["when", "else", "end"]
+                                .iter()
+                                .any(|k| k.eq_ignore_ascii_case(&f)) =>
+                    {
+                        p.pos += 1;
+                        out.push(f);
+                    }
+                    _ => return Err(p.unexpected()),
+                }
+                if p.peek() != &Tok::Comma {
+                    return Ok(out);
+                }
+                p.pos += 1;
+            }
+        };
+        let mut whens = Vec::new();
+        while self.eat_keyword("when") {
+            let object = match self.bump() {
+                Tok::Ident(o) => o,
+                _ => return Err(self.unexpected()),
+            };
+            self.expect_keyword("then")?;
+            whens.push((object, names(self)?));
+        }
+        if whens.is_empty() {
+            return Err(self.unexpected());
+        }
+        let otherwise = if self.eat_keyword("else") {
+            names(self)?
+        } else {
+            Vec::new()
+        };
+        self.expect_keyword("end")?;
+        Ok(SelectItem::TypeOf {
+            relationship,
+            whens,
+            otherwise,
+            offset,
+        })
     }
 
     fn field_path(&mut self) -> Result<FieldPath, SoqlError> {

@@ -1,6 +1,6 @@
 //! Rendering result rows: one record as the REST API returns it (JSON with `attributes` and nested parents) and pages of Bulk API 2.0 CSV.
 
-use super::exec::{column_accessor, ChildSet, Column, ResultSet};
+use super::exec::{column_accessor, ChildSet, Column, PolyColumn, ResultSet};
 use crate::org::{Org, Record, Table};
 use crate::value::{self, Value};
 use serde_json::{Map, Value as Json};
@@ -54,6 +54,12 @@ fn render(rs: &ResultSet, org: &Org, row: u32, position: Option<usize>, api_vers
         return Json::Null;
     };
     let mut map = record_fields(org, table, record, &rs.columns, api_version);
+    for poly in &rs.polymorphic {
+        map.insert(
+            poly.relationship.clone(),
+            polymorphic_parent(org, record, poly, api_version),
+        );
+    }
     for child in &rs.children {
         let rows = position
             .and_then(|p| child.rows.get(p))
@@ -84,6 +90,38 @@ fn record_fields(
         insert_column(&mut map, org, table, record, col, 0, api_version);
     }
     map
+}
+
+/// The parent a `TYPEOF` column shows: its type's `WHEN` fields, else the `ELSE` fields.
+fn polymorphic_parent(org: &Org, record: &Record, poly: &PolyColumn, api_version: &str) -> Json {
+    let Some((parent_table, parent)) = record
+        .get(poly.reference)
+        .as_str()
+        .and_then(|id| org.find_by_id(id))
+    else {
+        return Json::Null;
+    };
+    let mut map = Map::new();
+    map.insert(
+        "attributes".into(),
+        attributes(&parent_table.schema.name, parent.id(), api_version),
+    );
+    let schema = &parent_table.schema;
+    match poly.branches.iter().find(|(o, _)| *o == schema.name) {
+        Some((_, fields)) => {
+            for &i in fields {
+                map.insert(schema.fields[i].name.clone(), parent.json_of(schema, i));
+            }
+        }
+        None => {
+            for name in &poly.otherwise {
+                if let Some(i) = schema.field_index(name) {
+                    map.insert(schema.fields[i].name.clone(), parent.json_of(schema, i));
+                }
+            }
+        }
+    }
+    Json::Object(map)
 }
 
 fn child_records(org: &Org, child: &ChildSet, rows: &[u32], api_version: &str) -> Json {

@@ -218,6 +218,9 @@ fn malformed_queries() {
         "SELECT Id, (SELECT Id FROM Contacts FROM Account",
         "SELECT Id, (Name) FROM Account",
         "SELECT Foo(Id) FROM Account",
+        "SELECT TYPEOF What END FROM Task",
+        "SELECT TYPEOF What WHEN Account Name END FROM Task",
+        "SELECT TYPEOF What WHEN Account THEN Name FROM Task",
         "SELECT Id FROM Account WHERE Tags INCLUDES ('a')",
         "SELECT Id. FROM Account",
         "UPDATE Account",
@@ -291,5 +294,25 @@ proptest! {
     ) {
         let _ = parse(&words.join(" "));
         let _ = parse(&words.concat());
+    }
+}
+
+#[test]
+fn typeof_branches_and_else() {
+    let q = ok("SELECT Id, TYPEOF What WHEN Account THEN Name, Phone WHEN Opportunity THEN Amount ELSE Name END FROM Event");
+    assert!(q.has_typeof());
+    match &q.select[1] {
+        SelectItem::TypeOf {
+            relationship,
+            whens,
+            otherwise,
+            ..
+        } => {
+            assert_eq!(relationship, "What");
+            assert_eq!(whens.len(), 2);
+            assert_eq!(whens[0].1, vec!["Name".to_string(), "Phone".to_string()]);
+            assert_eq!(otherwise, &vec!["Name".to_string()]);
+        }
+        other => panic!("{other:?}"),
     }
 }
