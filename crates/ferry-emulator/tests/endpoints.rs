@@ -257,3 +257,45 @@ async fn tooling_queries_describe_objects_fields_and_custom_fields() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(err[0]["errorCode"], "INVALID_FIELD");
 }
+
+#[tokio::test]
+async fn graphs_commit_or_roll_back_one_by_one() {
+    let org = Org::demo().await;
+    let (status, body) = org
+        .send(
+            Method::POST,
+            "/composite/graph",
+            Some(json!({"graphs": [
+                {"graphId": "good", "compositeRequest": [
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Account", "referenceId": "acc", "body": {"Name": "Graph Kept"}},
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Contact", "referenceId": "con", "body": {"LastName": "Node", "AccountId": "@{acc.id}"}},
+                ]},
+                {"graphId": "bad", "compositeRequest": [
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Account", "referenceId": "acc2", "body": {"Name": "Graph Dropped"}},
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Contact", "referenceId": "con2", "body": {"FirstName": "NoLast"}},
+                ]},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let graphs = body["graphs"].as_array().expect("graphs");
+    assert_eq!(graphs[0]["graphId"], "good");
+    assert_eq!(graphs[0]["isSuccessful"], true);
+    assert_eq!(
+        graphs[0]["graphResponse"]["compositeResponse"][1]["httpStatusCode"],
+        201
+    );
+    assert_eq!(graphs[1]["isSuccessful"], false);
+    assert_eq!(
+        graphs[1]["graphResponse"]["compositeResponse"][0]["body"][0]["errorCode"],
+        "PROCESSING_HALTED"
+    );
+    let (_, kept) = org
+        .query("SELECT COUNT() FROM Account WHERE Name = 'Graph Kept'")
+        .await;
+    assert_eq!(kept["totalSize"], 1);
+    let (_, dropped) = org
+        .query("SELECT COUNT() FROM Account WHERE Name = 'Graph Dropped'")
+        .await;
+    assert_eq!(dropped["totalSize"], 0);
+}

@@ -1,6 +1,6 @@
-//! `composite/batch` (independent subrequests, `haltOnError`) and `composite/tree/{type}` (one all-or-none insert of record trees with `referenceId`s).
+//! `composite/batch` (independent subrequests, `haltOnError`), `composite/tree/{type}` (one all-or-none insert of record trees with `referenceId`s) and `composite/graph` (several all-or-none composite requests).
 
-use super::composite::{run_subrequest, SubContext, Undo};
+use super::composite::{run_composite, run_subrequest, SubContext, Undo};
 use super::errors::{self, json, sf_error};
 use super::{ApiVersion, Ctx};
 use crate::org::{Org, RecordError, WriteContext};
@@ -22,6 +22,7 @@ const MAX_TREE_RECORDS: usize = 200;
 pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/services/data/{version}/composite/batch", post(batch))
+        .route("/services/data/{version}/composite/graph", post(graph))
         .route(
             "/services/data/{version}/composite/tree/{sobject}",
             post(tree),
@@ -98,6 +99,71 @@ async fn batch(
         StatusCode::OK,
         &json!({"hasErrors": has_errors, "results": results}),
     )
+}
+
+/// Most graphs in one request, and most subrequests in one graph.
+const MAX_GRAPHS: usize = 75;
+const MAX_GRAPH_NODES: usize = 500;
+
+/// `POST /composite/graph`: each graph is a composite request that succeeds or rolls back as a
+/// whole; one graph failing leaves the others in place.
+async fn graph(
+    State(ctx): State<Ctx>,
+    Extension(session): Extension<Session>,
+    Extension(v): Extension<ApiVersion>,
+    body: Bytes,
+) -> Response {
+    let request: J = match errors::parse_body(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(graphs) = request.get("graphs").and_then(J::as_array) else {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            "graphs is required",
+        );
+    };
+    if graphs.len() > MAX_GRAPHS {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            "A request can have up to 75 graphs",
+        );
+    }
+    let instance = ctx.base_url();
+    let now = ctx.state.clock.now_secs();
+    let mut data = ctx.state.data.write();
+    let Some(org) = data.orgs.get_mut(&session.org_id) else {
+        return errors::invalid_session();
+    };
+    let sub_ctx = SubContext {
+        wctx: WriteContext {
+            user_id: &session.user_id,
+            now,
+            modstamp: None,
+        },
+        version: &v.0,
+        instance: &instance,
+    };
+    let mut out = Vec::with_capacity(graphs.len());
+    for g in graphs {
+        let graph_id = g.get("graphId").and_then(J::as_str).unwrap_or_default();
+        let subrequests = g
+            .get("compositeRequest")
+            .and_then(J::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if subrequests.is_empty() || subrequests.len() > MAX_GRAPH_NODES {
+            out.push(json!({"graphId": graph_id, "isSuccessful": false, "graphResponse": {"compositeResponse": [
+                {"body": [{"errorCode": "INVALID_INPUT", "message": "A graph needs between 1 and 500 subrequests"}], "httpHeaders": {}, "httpStatusCode": 400, "referenceId": ""}
+            ]}}));
+            continue;
+        }
+        let (items, ok) = run_composite(org, sub_ctx, subrequests, true);
+        out.push(json!({"graphId": graph_id, "isSuccessful": ok, "graphResponse": {"compositeResponse": items}}));
+    }
+    json(StatusCode::OK, &json!({"graphs": out}))
 }
 
 /// One record of a tree, with where it hangs.

@@ -339,6 +339,19 @@ async fn composite(
         version: &v.0,
         instance: &instance,
     };
+    let (items, _) = run_composite(org, sub_ctx, subrequests, all_or_none);
+    json(StatusCode::OK, &json!({"compositeResponse": items}))
+}
+
+/// Runs composite subrequests in order with `@{ref}` references; with `all_or_none`, a failure
+/// rolls every write back and turns the other answers into PROCESSING_HALTED. Returns the
+/// `compositeResponse` items and whether every subrequest succeeded.
+pub(super) fn run_composite(
+    org: &mut Org,
+    sub_ctx: SubContext<'_>,
+    subrequests: &[J],
+    all_or_none: bool,
+) -> (Vec<J>, bool) {
     let mut undo = Undo::default();
     let mut by_ref: HashMap<String, J> = HashMap::new();
     let mut responses: Vec<(String, SubResult)> = Vec::new();
@@ -409,7 +422,7 @@ async fn composite(
             json!({"body": r.body, "httpHeaders": headers, "httpStatusCode": r.status, "referenceId": reference})
         })
         .collect();
-    json(StatusCode::OK, &json!({"compositeResponse": items}))
+    (items, !failed)
 }
 
 /// A failed item of a collection answer: no `id` key, `statusCode` rather than `errorCode`.
