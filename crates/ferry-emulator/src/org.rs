@@ -50,8 +50,11 @@ impl Record {
         let Some(field) = schema.fields.get(index) else {
             return serde_json::Value::Null;
         };
-        if field.field_type != FieldType::Address {
-            return self.get(index).to_json();
+        match (field.field_type, self.get(index)) {
+            // Unset checkboxes are not stored: they read as false.
+            (FieldType::Boolean, Value::Null) => return serde_json::Value::Bool(false),
+            (FieldType::Address, _) => {}
+            (_, v) => return v.to_json(),
         }
         let prefix = field.name.strip_suffix("Address").unwrap_or_default();
         let mut map = serde_json::Map::new();
@@ -370,7 +373,6 @@ impl Org {
             }
         }
         let is_case = table.schema.name == "Case";
-        fill_defaults(&table.schema, &mut values);
         let mut record = Record {
             fields: values,
             purged: false,
@@ -422,7 +424,6 @@ impl Org {
             }
         }
         let is_case = table.schema.name == "Case";
-        fill_defaults(&table.schema, &mut values);
         let mut record = Record {
             fields: values,
             purged: false,
@@ -480,7 +481,6 @@ impl Org {
         candidate[sys::LAST_MODIFIED_DATE] = Value::DateTime(stamp);
         candidate[sys::LAST_MODIFIED_BY_ID] = Value::str(ctx.user_id);
         candidate[sys::SYSTEM_MODSTAMP] = Value::DateTime(stamp);
-        fill_defaults(&table.schema, &mut candidate);
         let record = &mut table.records[idx];
         record.fields = candidate;
         apply_derived(&table.schema, record, None);
@@ -571,15 +571,6 @@ fn malformed_id(id: &str) -> RecordError {
 
 fn entity_is_deleted() -> RecordError {
     RecordError::new("ENTITY_IS_DELETED", "entity is deleted", vec![])
-}
-
-/// Gives checkboxes their value when none was set: `false`, as the platform does.
-fn fill_defaults(schema: &ObjectSchema, values: &mut [Value]) {
-    for (v, f) in values.iter_mut().zip(&schema.fields) {
-        if f.field_type == FieldType::Boolean && v.is_null() {
-            *v = Value::Bool(false);
-        }
-    }
 }
 
 /// Drops trailing empty values: a short record reads them as `Null`, and most of a standard
@@ -855,7 +846,14 @@ mod tests {
         assert!(record.fields.len() < table.schema.fields.len() / 2);
         assert_eq!(record.fields.capacity(), record.fields.len());
         let do_not_call = table.schema.field_index("DoNotCall").expect("DoNotCall");
-        assert_eq!(record.get(do_not_call), &Value::Bool(false));
+        assert!(
+            record.get(do_not_call).is_null(),
+            "unset checkboxes are not stored"
+        );
+        assert_eq!(
+            record.json_of(&table.schema, do_not_call),
+            serde_json::Value::Bool(false)
+        );
         let mobile = table
             .schema
             .field_index("MobilePhone")

@@ -359,7 +359,7 @@ impl ObjectSchema {
         self.floor = self
             .fields
             .iter()
-            .rposition(|f| f.field_type == FieldType::Boolean || f.name == "OwnerId")
+            .rposition(|f| f.name == "OwnerId")
             .map_or(sys::COUNT, |i| (i + 1).max(sys::COUNT));
     }
 
@@ -379,8 +379,8 @@ impl ObjectSchema {
         self.index.get(&name.to_ascii_lowercase()).copied()
     }
 
-    /// How many leading values a stored record always holds: through the last checkbox (which
-    /// is never empty) and `OwnerId` (which the platform fills).
+    /// How many leading values a stored record always holds: through `OwnerId` (which the
+    /// platform fills).
     pub fn value_floor(&self) -> usize {
         self.floor
     }

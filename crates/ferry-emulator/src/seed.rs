@@ -559,12 +559,7 @@ fn numbered(prefix: &str, n: usize, width: usize, suffix: &str) -> Value {
 
 /// Fills fields of the standard objects that the first seed left empty, from the sequence
 /// number alone (no draws from the generator, so the values seeded before stay the same).
-fn fill_documented_fields(
-    schema: &crate::schema::ObjectSchema,
-    v: &mut Vec<Value>,
-    seq: usize,
-    state: &str,
-) {
+fn fill_documented_fields(schema: &crate::schema::ObjectSchema, v: &mut Vec<Value>, seq: usize) {
     let mut set = |field: &str, val: Value| {
         if let Some(i) = schema.field_index(field) {
             if v.len() <= i {
@@ -580,23 +575,6 @@ fn fill_documented_fields(
         "Account" => {
             set("AccountNumber", numbered("CD", 100_000 + seq, 6, ""));
             set("Rating", Value::str(pick(&["Hot", "Warm", "Cold"], 1)));
-        }
-        "Contact" => {
-            set(
-                "MobilePhone",
-                numbered("+1 415 555 ", (seq * 7919) % 10_000, 4, ""),
-            );
-            set(
-                "MailingStreet",
-                numbered("", 1 + (seq * 31) % 999, 1, " Market Street"),
-            );
-            if !state.is_empty() {
-                set("MailingState", Value::str(state));
-            }
-            set(
-                "MailingPostalCode",
-                numbered("", (seq * 4099) % 99_999, 5, ""),
-            );
         }
         "Case" => {
             set(
@@ -912,7 +890,7 @@ fn seed_object(
                 };
             }
         }
-        fill_documented_fields(&schema, &mut v, seq, c_state);
+        fill_documented_fields(&schema, &mut v, seq);
         width = width.max(v.len());
         let stamp = if same_stamp {
             now

@@ -485,6 +485,20 @@ async fn records_assemble_compound_addresses_and_default_checkboxes_to_false() {
     let (_, _, record) = org.get(&format!("/sobjects/Contact/{contact}")).await;
     assert_eq!(record["DoNotCall"], false);
     assert_eq!(record["HasOptedOutOfEmail"], false);
+    // Unset checkboxes filter, select and count as false, never as null.
+    let (_, rows) = org
+        .query(&format!(
+            "SELECT DoNotCall FROM Contact WHERE Id = '{contact}' AND DoNotCall = false"
+        ))
+        .await;
+    assert_eq!(rows["totalSize"], 1, "{rows}");
+    assert_eq!(rows["records"][0]["DoNotCall"], false);
+    let (_, none) = org
+        .query(&format!(
+            "SELECT Id FROM Contact WHERE Id = '{contact}' AND DoNotCall = null"
+        ))
+        .await;
+    assert_eq!(none["totalSize"], 0);
 }
 
 #[tokio::test]

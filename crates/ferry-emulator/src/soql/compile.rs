@@ -10,6 +10,7 @@ use crate::value::Value;
 use std::cmp::Ordering;
 
 static NULL: Value = Value::Null;
+static FALSE: Value = Value::Bool(false);
 
 /// How values of a field compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub(crate) struct Step<'a> {
 pub(crate) struct Accessor<'a> {
     pub steps: Vec<Step<'a>>,
     pub field: usize,
+    /// A checkbox: an empty value reads as `false` (records do not store unset checkboxes).
+    pub checkbox: bool,
 }
 
 impl<'a> Accessor<'a> {
@@ -81,12 +84,18 @@ impl<'a> Accessor<'a> {
 
     /// The value, `Null` when any reference on the way is empty or dangling.
     pub fn get(&self, record: &'a Record) -> &'a Value {
-        if self.steps.is_empty() {
-            return record.get(self.field);
-        }
-        match self.target(record) {
-            Some(r) => r.get(self.field),
-            None => &NULL,
+        let v = if self.steps.is_empty() {
+            record.get(self.field)
+        } else {
+            match self.target(record) {
+                Some(r) => r.get(self.field),
+                None => return &NULL,
+            }
+        };
+        if self.checkbox && v.is_null() {
+            &FALSE
+        } else {
+            v
         }
     }
 }
@@ -116,6 +125,7 @@ impl<'a> Resolved<'a> {
                 })
                 .collect(),
             field: self.field,
+            checkbox: self.def.field_type == FieldType::Boolean,
         }
     }
 }

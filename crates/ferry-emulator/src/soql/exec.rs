@@ -550,6 +550,7 @@ pub(crate) fn column_accessor<'a>(org: &'a Org, col: &Column) -> Option<Accessor
     Some(Accessor {
         steps,
         field: col.field,
+        checkbox: col.field_type == FieldType::Boolean,
     })
 }
 
