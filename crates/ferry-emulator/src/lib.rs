@@ -4,6 +4,7 @@
 //! Salesforce's documented behaviour, so a misunderstanding in Ferry's client cannot be mirrored
 //! here and pass unnoticed.
 
+pub mod catalog;
 pub mod clock;
 pub mod http;
 pub mod ids;

@@ -44,7 +44,37 @@ impl Record {
         }
     }
 
-    fn set(&mut self, index: usize, v: Value) {
+    /// A field's JSON value; a compound address is assembled from its parts (`null` when all
+    /// of them are empty).
+    pub fn json_of(&self, schema: &ObjectSchema, index: usize) -> serde_json::Value {
+        let Some(field) = schema.fields.get(index) else {
+            return serde_json::Value::Null;
+        };
+        match (field.field_type, self.get(index)) {
+            // Unset checkboxes are not stored: they read as false.
+            (FieldType::Boolean, Value::Null) => return serde_json::Value::Bool(false),
+            (FieldType::Address, _) => {}
+            (_, v) => return v.to_json(),
+        }
+        let prefix = field.name.strip_suffix("Address").unwrap_or_default();
+        let mut map = serde_json::Map::new();
+        let mut any = false;
+        for (key, suffix) in crate::catalog::ADDRESS_PARTS {
+            let v = schema
+                .field_index(&format!("{prefix}{suffix}"))
+                .map_or(serde_json::Value::Null, |i| self.get(i).to_json());
+            any |= !v.is_null();
+            map.insert(key.to_string(), v);
+        }
+        if any {
+            serde_json::Value::Object(map)
+        } else {
+            serde_json::Value::Null
+        }
+    }
+
+    /// Sets the value at a schema position, growing a short record.
+    pub(crate) fn set(&mut self, index: usize, v: Value) {
         if self.fields.len() <= index {
             self.fields.resize(index + 1, Value::Null);
         }
@@ -131,6 +161,12 @@ impl RecordError {
     fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
+    }
+
+    /// Whether a REST answer carries the `fields` key: Salesforce sends it when it names fields,
+    /// and as an empty list for a record already in the recycle bin.
+    pub fn lists_fields(&self) -> bool {
+        !self.fields.is_empty() || self.code == "ENTITY_IS_DELETED"
     }
 
     /// The unknown-record answer.
@@ -232,6 +268,25 @@ impl Org {
         Some((table, table.get(id)?))
     }
 
+    /// The object and reference field behind a child relationship of `parent` (`Contacts` on
+    /// Account → `Contact`, `AccountId`), case-insensitively.
+    pub fn child_link(&self, parent: &str, relationship: &str) -> Option<(String, String)> {
+        let parent = self.table(parent)?.schema.name.clone();
+        let mut tables: Vec<&Table> = self.tables.values().collect();
+        tables.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
+        tables.into_iter().find_map(|t| {
+            t.schema
+                .fields
+                .iter()
+                .filter(|f| f.reference_to.contains(&parent))
+                .find(|f| {
+                    crate::schema::child_relationship_name(f, &t.schema)
+                        .eq_ignore_ascii_case(relationship)
+                })
+                .map(|f| (t.schema.name.clone(), f.name.clone()))
+        })
+    }
+
     /// Defines a custom object (or adds fields to an existing one).
     pub fn define_object(
         &mut self,
@@ -328,6 +383,7 @@ impl Org {
             &mut record,
             if is_case { Some(case_number) } else { None },
         );
+        trim_trailing_nulls(&mut record.fields);
         table.by_id15.insert(
             CompactString::new(ids::id15(&id)),
             table.records.len() as u32,
@@ -350,7 +406,10 @@ impl Org {
         let pod = self.pod.clone();
         let case_number = self.next_case_number;
         let table = self.table_mut(object)?;
-        values.resize(table.schema.fields.len(), Value::Null);
+        let floor = table.schema.value_floor();
+        if values.len() < floor {
+            values.resize(floor, Value::Null);
+        }
         let id = table.next_id(&pod);
         values[sys::ID] = Value::str(&id);
         values[sys::IS_DELETED] = Value::Bool(false);
@@ -375,6 +434,7 @@ impl Org {
             &mut record,
             if is_case { Some(case_number) } else { None },
         );
+        trim_trailing_nulls(&mut record.fields);
         table.by_id15.insert(
             CompactString::new(ids::id15(&id)),
             table.records.len() as u32,
@@ -424,6 +484,7 @@ impl Org {
         let record = &mut table.records[idx];
         record.fields = candidate;
         apply_derived(&table.schema, record, None);
+        trim_trailing_nulls(&mut record.fields);
         Ok(())
     }
 
@@ -469,7 +530,8 @@ impl Org {
         n
     }
 
-    /// Finds live records whose external-id field equals `value`.
+    /// Finds live records whose key field equals `value` (ignoring case, as Salesforce's
+    /// external ids and `idLookup` fields do).
     pub fn find_by_field(&self, object: &str, field: usize, value: &str) -> Vec<usize> {
         let Some(table) = self.table(object) else {
             return Vec::new();
@@ -479,7 +541,11 @@ impl Org {
             .iter()
             .enumerate()
             .filter(|(_, r)| !r.purged && !r.is_deleted())
-            .filter(|(_, r)| r.get(field).as_str().is_some_and(|s| s == value))
+            .filter(|(_, r)| {
+                r.get(field)
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(value))
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -494,12 +560,32 @@ fn invalid_type(object: &str) -> RecordError {
     .with_status(404)
 }
 
+/// A path id that is not a well-formed id: Salesforce names the `Id` field and quotes the value.
 fn malformed_id(id: &str) -> RecordError {
-    RecordError::new("MALFORMED_ID", format!("malformed id {id}"), vec![])
+    RecordError::new(
+        "MALFORMED_ID",
+        format!("Record ID: id value of incorrect type: {id}"),
+        vec!["Id".into()],
+    )
 }
 
 fn entity_is_deleted() -> RecordError {
     RecordError::new("ENTITY_IS_DELETED", "entity is deleted", vec![])
+}
+
+/// Drops trailing empty values: a short record reads them as `Null`, and most of a standard
+/// object's fields stay empty, so seeded records cost memory only for what they hold.
+fn trim_trailing_nulls(values: &mut Vec<Value>) {
+    while values.len() > sys::COUNT && values.last().is_some_and(Value::is_null) {
+        values.pop();
+    }
+    // Callers build a wider row first: keep exactly what is held (a fresh allocation, as an
+    // allocator may keep a shrunk block at its old size).
+    if values.capacity() > values.len() {
+        let mut exact = Vec::with_capacity(values.len());
+        exact.append(values);
+        *values = exact;
+    }
 }
 
 /// Recomputes fields the platform derives: `Name` from first and last names, closed flags,
@@ -539,6 +625,15 @@ fn apply_derived(schema: &ObjectSchema, record: &mut Record, case_number: Option
         {
             let is_closed = record.get(status).as_str() == Some("Closed");
             record.set(closed, Value::Bool(is_closed));
+            // ClosedDate is when the case last became closed.
+            if let Some(at) = schema.field_index("ClosedDate") {
+                if !is_closed {
+                    record.set(at, Value::Null);
+                } else if record.get(at).is_null() {
+                    let stamp = record.get(sys::LAST_MODIFIED_DATE).clone();
+                    record.set(at, stamp);
+                }
+            }
         }
     }
     if schema.name == "Lead" {
@@ -575,10 +670,11 @@ fn convert_input(
             continue;
         }
         let Some(i) = schema.field_index(key) else {
+            // Salesforce names no field here: the column does not exist.
             return Err(RecordError::new(
                 "INVALID_FIELD",
                 format!("No such column '{key}' on sobject of type {}", schema.name),
-                vec![key.clone()],
+                vec![],
             ));
         };
         let field = &schema.fields[i];
@@ -728,4 +824,40 @@ fn check_unique(table: &Table, values: &[Value], except: Option<usize>) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_only_the_values_they_hold_and_checkboxes_read_false() {
+        let mut org = Org::new(ids::make_id("00D", "7x", 1), "Mem", false, "7x");
+        let ctx = WriteContext {
+            user_id: "005000000000000AAA",
+            now: 1_704_067_200,
+            modstamp: None,
+        };
+        let mut input = serde_json::Map::new();
+        input.insert("LastName".into(), serde_json::Value::String("Short".into()));
+        let id = org.create("Contact", &input, ctx).expect("create");
+        let table = org.table("Contact").expect("Contact");
+        let record = table.get(&id).expect("record");
+        assert!(record.fields.len() < table.schema.fields.len() / 2);
+        assert_eq!(record.fields.capacity(), record.fields.len());
+        let do_not_call = table.schema.field_index("DoNotCall").expect("DoNotCall");
+        assert!(
+            record.get(do_not_call).is_null(),
+            "unset checkboxes are not stored"
+        );
+        assert_eq!(
+            record.json_of(&table.schema, do_not_call),
+            serde_json::Value::Bool(false)
+        );
+        let mobile = table
+            .schema
+            .field_index("MobilePhone")
+            .expect("MobilePhone");
+        assert!(record.get(mobile).is_null());
+    }
 }

@@ -37,6 +37,14 @@ pub enum FieldType {
     Url,
     /// One value from a list.
     Picklist,
+    /// Several values from a list, joined with `;`.
+    Multipicklist,
+    /// Text with suggested values.
+    Combobox,
+    /// Base64-encoded binary content (`ContentVersion.VersionData`).
+    Base64,
+    /// A compound address, read-only, assembled from its component fields.
+    Address,
 }
 
 impl FieldType {
@@ -49,6 +57,8 @@ impl FieldType {
             FieldType::Date => "xsd:date",
             FieldType::Double | FieldType::Currency | FieldType::Percent => "xsd:double",
             FieldType::Int => "xsd:int",
+            FieldType::Base64 => "xsd:base64Binary",
+            FieldType::Address => "urn:address",
             _ => "xsd:string",
         }
     }
@@ -71,6 +81,10 @@ impl FieldType {
             FieldType::Phone => "phone",
             FieldType::Url => "url",
             FieldType::Picklist => "picklist",
+            FieldType::Multipicklist => "multipicklist",
+            FieldType::Combobox => "combobox",
+            FieldType::Base64 => "base64",
+            FieldType::Address => "address",
         }
     }
 
@@ -86,6 +100,9 @@ impl FieldType {
                 | FieldType::Phone
                 | FieldType::Url
                 | FieldType::Picklist
+                | FieldType::Multipicklist
+                | FieldType::Combobox
+                | FieldType::Base64
         )
     }
 }
@@ -113,6 +130,9 @@ pub struct FieldDef {
     pub external_id: bool,
     /// Whether values must be unique.
     pub unique: bool,
+    /// Whether the field identifies records for upsert and retrieve (`idLookup`), as `Email`
+    /// does on Contact, without being an external id.
+    pub id_lookup: bool,
     /// Objects a reference field points to.
     pub reference_to: Vec<String>,
     /// Relationship name of a reference field (`Account` for `AccountId`).
@@ -123,6 +143,13 @@ pub struct FieldDef {
     pub required_on_create: bool,
     /// Whether this is the object's name field.
     pub name_field: bool,
+    /// Whether the platform numbers records in this field (`CaseNumber`).
+    pub auto_number: bool,
+    /// The relationship name children are reached by from the referenced object
+    /// (`Contacts` for `Contact.AccountId`); `None` means the child's plural label.
+    pub child_relationship: Option<String>,
+    /// The compound field this one is a part of (`BillingAddress` for `BillingCity`).
+    pub compound_of: Option<String>,
 }
 
 impl FieldDef {
@@ -130,7 +157,10 @@ impl FieldDef {
     pub fn new(name: &str, field_type: FieldType) -> Self {
         let length = match field_type {
             FieldType::Id | FieldType::Reference => 18,
-            FieldType::String | FieldType::Picklist => 255,
+            FieldType::String
+            | FieldType::Picklist
+            | FieldType::Multipicklist
+            | FieldType::Combobox => 255,
             FieldType::Email | FieldType::Url => 255,
             FieldType::Phone => 40,
             FieldType::Textarea => 32_000,
@@ -147,11 +177,15 @@ impl FieldDef {
             custom: name.ends_with("__c"),
             external_id: false,
             unique: false,
+            id_lookup: false,
             reference_to: Vec::new(),
             relationship_name: None,
             picklist_values: Vec::new(),
             required_on_create: false,
             name_field: false,
+            auto_number: false,
+            child_relationship: None,
+            compound_of: None,
         }
     }
 
@@ -189,12 +223,32 @@ impl FieldDef {
         }
     }
 
+    /// Whether upsert and retrieve may use the field as the record key (`idLookup` in describe).
+    pub fn is_id_lookup(&self) -> bool {
+        self.name == "Id" || self.external_id || self.id_lookup
+    }
+
+    /// Marks the field as an `idLookup` key.
+    pub fn lookup(mut self) -> Self {
+        self.id_lookup = true;
+        self
+    }
+
     /// Marks a field read-only (computed by the emulator).
     pub fn read_only(mut self) -> Self {
         self.createable = false;
         self.updateable = false;
         self
     }
+}
+
+/// The name a parent reaches the records of `child` by through `field` (`Contacts`): the
+/// catalog's name, else the child's plural label without spaces.
+pub fn child_relationship_name(field: &FieldDef, child: &ObjectSchema) -> String {
+    field
+        .child_relationship
+        .clone()
+        .unwrap_or_else(|| child.label_plural.replace(' ', ""))
 }
 
 fn label_for(name: &str) -> String {
@@ -226,6 +280,8 @@ pub struct ObjectSchema {
     pub fields: Vec<FieldDef>,
     /// Lower-cased field name to index.
     index: HashMap<String, usize>,
+    /// See [`ObjectSchema::value_floor`].
+    floor: usize,
 }
 
 /// Positions of the system fields every object has, in this order.
@@ -280,9 +336,17 @@ impl ObjectSchema {
             custom: name.ends_with("__c"),
             fields: all,
             index: HashMap::new(),
+            floor: sys::COUNT,
         };
         schema.reindex();
         schema
+    }
+
+    /// Sets the display labels.
+    pub fn with_labels(mut self, label: &str, label_plural: &str) -> Self {
+        self.label = label.to_string();
+        self.label_plural = label_plural.to_string();
+        self
     }
 
     fn reindex(&mut self) {
@@ -292,11 +356,33 @@ impl ObjectSchema {
             .enumerate()
             .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
             .collect();
+        self.floor = self
+            .fields
+            .iter()
+            .rposition(|f| f.name == "OwnerId")
+            .map_or(sys::COUNT, |i| (i + 1).max(sys::COUNT));
     }
 
     /// The index of a field, by case-insensitive name.
     pub fn field_index(&self, name: &str) -> Option<usize> {
+        // Lower-case into a stack buffer: this runs per record while seeding and per name while
+        // compiling queries, and API names are short.
+        let mut buf = [0u8; 64];
+        if name.len() <= buf.len() {
+            let lower = &mut buf[..name.len()];
+            lower.copy_from_slice(name.as_bytes());
+            lower.make_ascii_lowercase();
+            return std::str::from_utf8(lower)
+                .ok()
+                .and_then(|key| self.index.get(key).copied());
+        }
         self.index.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    /// How many leading values a stored record always holds: through `OwnerId` (which the
+    /// platform fills).
+    pub fn value_floor(&self) -> usize {
+        self.floor
     }
 
     /// A field by case-insensitive name.
@@ -323,231 +409,8 @@ impl ObjectSchema {
     }
 }
 
-/// The standard objects the emulator ships: Account, Contact, Lead, Opportunity, Case, User.
+/// The standard objects the emulator ships (Account, Contact, Lead, Opportunity, Case, User and
+/// the objects around them), as `src/standard_objects.txt` describes them.
 pub fn standard_objects() -> Vec<ObjectSchema> {
-    use FieldType as T;
-    let owner = || FieldDef::reference("OwnerId", "User", "Owner");
-    let name_field = |f: FieldDef| FieldDef {
-        name_field: true,
-        ..f
-    };
-    vec![
-        ObjectSchema::new(
-            "Account",
-            "Accounts",
-            "001",
-            vec![
-                name_field(FieldDef::new("Name", T::String).required()),
-                FieldDef::picklist(
-                    "Type",
-                    &[
-                        "Prospect",
-                        "Customer - Direct",
-                        "Customer - Channel",
-                        "Partner",
-                        "Other",
-                    ],
-                ),
-                FieldDef::picklist(
-                    "Industry",
-                    &[
-                        "Agriculture",
-                        "Banking",
-                        "Education",
-                        "Energy",
-                        "Healthcare",
-                        "Manufacturing",
-                        "Media",
-                        "Retail",
-                        "Technology",
-                        "Transportation",
-                    ],
-                ),
-                FieldDef::new("BillingStreet", T::Textarea),
-                FieldDef::new("BillingCity", T::String),
-                FieldDef::new("BillingState", T::String),
-                FieldDef::new("BillingPostalCode", T::String),
-                FieldDef::new("BillingCountry", T::String),
-                FieldDef::new("Phone", T::Phone),
-                FieldDef::new("Website", T::Url),
-                FieldDef::new("AnnualRevenue", T::Currency),
-                FieldDef::new("NumberOfEmployees", T::Int),
-                FieldDef::new("Description", T::Textarea),
-                FieldDef::reference("ParentId", "Account", "Parent"),
-                owner(),
-            ],
-        ),
-        ObjectSchema::new(
-            "Contact",
-            "Contacts",
-            "003",
-            vec![
-                FieldDef::new("FirstName", T::String),
-                FieldDef::new("LastName", T::String).required(),
-                name_field(FieldDef::new("Name", T::String).read_only()),
-                FieldDef::new("Email", T::Email),
-                FieldDef::new("Phone", T::Phone),
-                FieldDef::new("Title", T::String),
-                FieldDef::new("Department", T::String),
-                FieldDef::reference("AccountId", "Account", "Account"),
-                FieldDef::new("MailingCity", T::String),
-                FieldDef::new("MailingCountry", T::String),
-                FieldDef::picklist(
-                    "LeadSource",
-                    &[
-                        "Web",
-                        "Phone Inquiry",
-                        "Partner Referral",
-                        "Purchased List",
-                        "Other",
-                    ],
-                ),
-                FieldDef::new("Birthdate", T::Date),
-                FieldDef::new("HasOptedOutOfEmail", T::Boolean),
-                owner(),
-            ],
-        ),
-        ObjectSchema::new(
-            "Lead",
-            "Leads",
-            "00Q",
-            vec![
-                FieldDef::new("FirstName", T::String),
-                FieldDef::new("LastName", T::String).required(),
-                name_field(FieldDef::new("Name", T::String).read_only()),
-                FieldDef::new("Company", T::String).required(),
-                FieldDef::new("Email", T::Email),
-                FieldDef::new("Phone", T::Phone),
-                FieldDef::new("Title", T::String),
-                FieldDef {
-                    required_on_create: false,
-                    nillable: false,
-                    ..FieldDef::picklist(
-                        "Status",
-                        &[
-                            "Open - Not Contacted",
-                            "Working - Contacted",
-                            "Closed - Converted",
-                            "Closed - Not Converted",
-                        ],
-                    )
-                },
-                FieldDef::picklist(
-                    "LeadSource",
-                    &[
-                        "Web",
-                        "Phone Inquiry",
-                        "Partner Referral",
-                        "Purchased List",
-                        "Other",
-                    ],
-                ),
-                FieldDef::picklist(
-                    "Industry",
-                    &[
-                        "Agriculture",
-                        "Banking",
-                        "Education",
-                        "Energy",
-                        "Healthcare",
-                        "Manufacturing",
-                        "Media",
-                        "Retail",
-                        "Technology",
-                        "Transportation",
-                    ],
-                ),
-                FieldDef::new("City", T::String),
-                FieldDef::new("Country", T::String),
-                FieldDef::new("IsConverted", T::Boolean).read_only(),
-                owner(),
-            ],
-        ),
-        ObjectSchema::new(
-            "Opportunity",
-            "Opportunities",
-            "006",
-            vec![
-                name_field(FieldDef::new("Name", T::String).required()),
-                FieldDef::reference("AccountId", "Account", "Account"),
-                FieldDef::new("Amount", T::Currency),
-                FieldDef::new("CloseDate", T::Date).required(),
-                FieldDef::picklist(
-                    "StageName",
-                    &[
-                        "Prospecting",
-                        "Qualification",
-                        "Needs Analysis",
-                        "Proposal/Price Quote",
-                        "Negotiation/Review",
-                        "Closed Won",
-                        "Closed Lost",
-                    ],
-                )
-                .required(),
-                FieldDef::new("Probability", T::Percent),
-                FieldDef::picklist(
-                    "Type",
-                    &[
-                        "New Customer",
-                        "Existing Customer - Upgrade",
-                        "Existing Customer - Renewal",
-                    ],
-                ),
-                FieldDef::picklist(
-                    "LeadSource",
-                    &[
-                        "Web",
-                        "Phone Inquiry",
-                        "Partner Referral",
-                        "Purchased List",
-                        "Other",
-                    ],
-                ),
-                FieldDef::new("IsClosed", T::Boolean).read_only(),
-                FieldDef::new("IsWon", T::Boolean).read_only(),
-                owner(),
-            ],
-        ),
-        ObjectSchema::new(
-            "Case",
-            "Cases",
-            "500",
-            vec![
-                name_field(FieldDef::new("CaseNumber", T::String).read_only()),
-                FieldDef::new("Subject", T::String),
-                FieldDef::new("Description", T::Textarea),
-                FieldDef {
-                    nillable: false,
-                    ..FieldDef::picklist("Status", &["New", "Working", "Escalated", "Closed"])
-                },
-                FieldDef::picklist("Priority", &["High", "Medium", "Low"]),
-                FieldDef::picklist("Origin", &["Phone", "Email", "Web"]),
-                FieldDef::reference("AccountId", "Account", "Account"),
-                FieldDef::reference("ContactId", "Contact", "Contact"),
-                FieldDef::new("IsClosed", T::Boolean).read_only(),
-                owner(),
-            ],
-        ),
-        ObjectSchema::new(
-            "User",
-            "Users",
-            "005",
-            vec![
-                FieldDef {
-                    unique: true,
-                    ..FieldDef::new("Username", T::String).required()
-                },
-                FieldDef::new("FirstName", T::String),
-                FieldDef::new("LastName", T::String).required(),
-                name_field(FieldDef::new("Name", T::String).read_only()),
-                FieldDef::new("Email", T::Email).required(),
-                FieldDef::new("Alias", T::String).required(),
-                FieldDef::new("IsActive", T::Boolean),
-                FieldDef::new("Title", T::String),
-                FieldDef::new("TimeZoneSidKey", T::Picklist),
-                FieldDef::new("LanguageLocaleKey", T::Picklist),
-            ],
-        ),
-    ]
+    crate::catalog::standard_objects()
 }

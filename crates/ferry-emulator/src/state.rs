@@ -33,6 +33,18 @@ pub struct App {
     pub introspection_allowed: bool,
     /// Whether PKCE verifiers containing `~` are refused (a real Salesforce quirk).
     pub reject_tilde_in_verifier: bool,
+    /// The run-as user of the client credentials flow (a username); `None` refuses the flow.
+    #[serde(default)]
+    pub client_credentials_user: Option<String>,
+    /// Whether the username-password flow is allowed (new orgs block it).
+    #[serde(default)]
+    pub allow_username_password: bool,
+    /// The certificate (PEM) whose key signs JWT bearer assertions; `None` refuses them.
+    #[serde(default)]
+    pub jwt_certificate: Option<String>,
+    /// "Admin approved users are pre-authorized": JWT bearer works without a prior consent.
+    #[serde(default)]
+    pub preauthorized: bool,
 }
 
 impl App {
@@ -52,6 +64,10 @@ impl App {
             require_pkce: false,
             introspection_allowed: true,
             reject_tilde_in_verifier: false,
+            client_credentials_user: None,
+            allow_username_password: false,
+            jwt_certificate: None,
+            preauthorized: false,
         }
     }
 }
@@ -553,6 +569,20 @@ fn insert_user(org: &mut Org, username: &str, first: &str, last: &str, now: i64)
         Value::str("America/Los_Angeles"),
     );
     set(&mut values, "LanguageLocaleKey", Value::str("en_US"));
+    set(&mut values, "LocaleSidKey", Value::str("en_US"));
+    set(&mut values, "EmailEncodingKey", Value::str("UTF-8"));
+    set(&mut values, "UserType", Value::str("Standard"));
+    set(
+        &mut values,
+        "CommunityNickname",
+        Value::str(username.split('@').next().unwrap_or(username)),
+    );
+    set(&mut values, "DigestFrequency", Value::str("N"));
+    set(
+        &mut values,
+        "DefaultGroupNotificationFrequency",
+        Value::str("N"),
+    );
     // The first user creates itself; later ones are created by it.
     let creator = org
         .table("User")
@@ -568,7 +598,63 @@ fn insert_user(org: &mut Org, username: &str, first: &str, last: &str, now: i64)
             }
         }
     }
+    // The first user administers the org; later ones get the standard profile.
+    let profile_name = if creator.is_empty() {
+        "System Administrator"
+    } else {
+        "Standard User"
+    };
+    let author = if creator.is_empty() { &id } else { &creator };
+    if let Some(profile) = standard_profile(org, profile_name, author, now) {
+        if let Some(t) = org.table_mut("User") {
+            let at = t.schema.field_index("ProfileId");
+            let row = t.index_of(&id);
+            if let (Some(field), Some(row)) = (at, row) {
+                t.records[row].set(field, Value::str(profile));
+            }
+        }
+    }
     Some(id)
+}
+
+/// The profiles every org starts with, by name and whether they may use the API.
+const STANDARD_PROFILES: &[(&str, bool)] = &[
+    ("System Administrator", true),
+    ("Standard User", true),
+    ("Read Only", true),
+    ("Minimum Access - Salesforce", false),
+];
+
+/// The id of a standard profile, creating the standard set on first use.
+fn standard_profile(org: &mut Org, name: &str, author: &str, now: i64) -> Option<String> {
+    let exists = |org: &Org| -> Option<String> {
+        let t = org.table("Profile")?;
+        let field = t.schema.field_index("Name")?;
+        t.live()
+            .find(|r| r.get(field).as_str() == Some(name))
+            .map(|r| r.id().to_string())
+    };
+    if let Some(id) = exists(org) {
+        return Some(id);
+    }
+    let schema = org.table("Profile")?.schema.clone();
+    for (profile, api) in STANDARD_PROFILES {
+        let mut values = vec![Value::Null; schema.fields.len()];
+        let mut set = |field: &str, v: Value| {
+            if let Some(i) = schema.field_index(field) {
+                values[i] = v;
+            }
+        };
+        set("Name", Value::str(profile));
+        set("UserType", Value::str("Standard"));
+        set("PermissionsApiEnabled", Value::Bool(*api));
+        let admin = *profile == "System Administrator";
+        set("PermissionsModifyAllData", Value::Bool(admin));
+        set("PermissionsViewAllData", Value::Bool(admin));
+        set("PermissionsViewSetup", Value::Bool(admin));
+        org.insert_raw("Profile", values, author, now)?;
+    }
+    exists(org)
 }
 
 /// Tokens minted by one grant.

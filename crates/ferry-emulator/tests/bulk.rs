@@ -769,6 +769,14 @@ async fn bad_requests_and_queries_are_refused_at_create() -> Result<()> {
             json!({"operation": "query", "query": "SELECT COUNT() FROM Account"}),
             "API_ERROR",
         ),
+        (
+            json!({"operation": "query", "query": "SELECT Id, (SELECT Id FROM Contacts) FROM Account"}),
+            "API_ERROR",
+        ),
+        (
+            json!({"operation": "query", "query": "SELECT Id, BillingAddress FROM Account"}),
+            "API_ERROR",
+        ),
         (json!([1, 2]), "JSON_PARSER_ERROR"),
     ];
     for (body, code) in cases {

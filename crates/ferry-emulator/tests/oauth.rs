@@ -371,9 +371,10 @@ async fn token_endpoint_errors() {
             "grant type not supported",
         ),
         (
+            // The JWT bearer flow needs its assertion (tests/oauth_flows.rs covers the rest).
             &[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")],
-            "unsupported_grant_type",
-            "grant type not supported",
+            "invalid_request",
+            "missing required assertion parameter",
         ),
         (
             &[("grant_type", "")],

@@ -146,6 +146,22 @@ struct AppPatch {
     require_pkce: Option<bool>,
     introspection_allowed: Option<bool>,
     reject_tilde_in_verifier: Option<bool>,
+    #[serde(default, with = "double_option_string")]
+    client_credentials_user: Option<Option<String>>,
+    allow_username_password: Option<bool>,
+    #[serde(default, with = "double_option_string")]
+    jwt_certificate: Option<Option<String>>,
+    preauthorized: Option<bool>,
+}
+
+mod double_option_string {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
 }
 
 mod double_option {
@@ -184,6 +200,18 @@ impl AppPatch {
         }
         if let Some(v) = self.reject_tilde_in_verifier {
             app.reject_tilde_in_verifier = v;
+        }
+        if let Some(v) = self.client_credentials_user {
+            app.client_credentials_user = v;
+        }
+        if let Some(v) = self.allow_username_password {
+            app.allow_username_password = v;
+        }
+        if let Some(v) = self.jwt_certificate {
+            app.jwt_certificate = v;
+        }
+        if let Some(v) = self.preauthorized {
+            app.preauthorized = v;
         }
     }
 }

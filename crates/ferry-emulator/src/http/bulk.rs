@@ -14,6 +14,7 @@
 use super::errors::{self, json, not_found, sf_error};
 use super::{ApiVersion, Ctx};
 use crate::ids;
+use crate::schema::FieldType;
 use crate::soql::{self, ResultSet};
 use crate::state::{BulkJob, Session, State as Shared};
 use crate::value;
@@ -179,6 +180,10 @@ fn bulk_refusal(query: &soql::Query) -> Option<&'static str> {
         Some("Aggregate queries (COUNT(), aggregate functions and GROUP BY) are not supported by Bulk API 2.0 query jobs")
     } else if query.has_offset() {
         Some("OFFSET is not supported by Bulk API 2.0 query jobs")
+    } else if query.has_subqueries() {
+        Some("Parent-to-child subqueries are not supported by Bulk API 2.0 query jobs")
+    } else if query.has_typeof() {
+        Some("TYPEOF is not supported by Bulk API 2.0 query jobs")
     } else {
         None
     }
@@ -310,6 +315,18 @@ async fn create_job(
     })
     .await;
     let result = match ran {
+        Ok(Ok(rs))
+            if rs
+                .columns
+                .iter()
+                .any(|c| c.field_type == FieldType::Address) =>
+        {
+            return sf_error(
+                StatusCode::BAD_REQUEST,
+                "API_ERROR",
+                "Selecting compound data not supported in Bulk Query",
+            )
+        }
         Ok(Ok(rs)) => rs,
         Ok(Err(RunFailure::NoOrg)) => return errors::invalid_session(),
         Ok(Err(RunFailure::Limit)) => return limit_exceeded(),

@@ -29,16 +29,20 @@ pub fn routes() -> Router<Ctx> {
             "/services/data/{version}/composite/sobjects/{sobject}",
             get(collection_retrieve_get).post(collection_retrieve_post),
         )
+        .route(
+            "/services/data/{version}/composite/sobjects/{sobject}/{field}",
+            axum::routing::patch(collection_upsert),
+        )
 }
 
 /// Undo log of one all-or-none transaction: the records as they were before it touched them.
 #[derive(Default)]
-struct Undo {
+pub(super) struct Undo {
     entries: Vec<(String, usize, Option<Record>)>,
 }
 
 impl Undo {
-    fn before_write(&mut self, org: &Org, object: &str, id: &str) {
+    pub(super) fn before_write(&mut self, org: &Org, object: &str, id: &str) {
         if let Some(t) = org.table(object) {
             if let Some(i) = t.index_of(id) {
                 self.entries
@@ -47,7 +51,7 @@ impl Undo {
         }
     }
 
-    fn created(&mut self, org: &Org, object: &str, id: &str) {
+    pub(super) fn created(&mut self, org: &Org, object: &str, id: &str) {
         if let Some(t) = org.table(object) {
             if let Some(i) = t.index_of(id) {
                 self.entries.push((object.to_string(), i, None));
@@ -55,7 +59,7 @@ impl Undo {
         }
     }
 
-    fn rollback(self, org: &mut Org) {
+    pub(super) fn rollback(self, org: &mut Org) {
         for (object, i, before) in self.entries.into_iter().rev() {
             if let Some(t) = org.table_mut(&object) {
                 match before {
@@ -69,10 +73,12 @@ impl Undo {
     }
 }
 
-struct SubResult {
-    status: u16,
-    body: J,
-    location: Option<String>,
+pub(super) struct SubResult {
+    pub(super) status: u16,
+    pub(super) body: J,
+    pub(super) location: Option<String>,
+    /// Other response headers the subrequest carries (`ETag`, `Last-Modified` on describe).
+    pub(super) headers: Vec<(&'static str, String)>,
 }
 
 fn error_body(e: &RecordError) -> J {
@@ -119,15 +125,28 @@ fn resolve_refs(text: &str, results: &HashMap<String, J>) -> Result<String, Stri
     Ok(out)
 }
 
-fn run_subrequest(
+/// Where and as whom a composite request runs.
+#[derive(Clone, Copy)]
+pub(super) struct SubContext<'a> {
+    pub(super) wctx: WriteContext<'a>,
+    pub(super) version: &'a str,
+    /// The org's base URL, for describe's UI templates.
+    pub(super) instance: &'a str,
+}
+
+pub(super) fn run_subrequest(
     org: &mut Org,
-    wctx: WriteContext<'_>,
-    version: &str,
+    sub: SubContext<'_>,
     method: &str,
     url: &str,
     body: Option<&J>,
     undo: &mut Undo,
 ) -> SubResult {
+    let SubContext {
+        wctx,
+        version,
+        instance,
+    } = sub;
     let path = url.split('?').next().unwrap_or_default();
     let Some(rest) = path
         .strip_prefix("/services/data/v")
@@ -138,6 +157,7 @@ fn run_subrequest(
             status: 400,
             body: json!([{"errorCode": "INVALID_URL", "message": format!("invalid subrequest url: {url}")}]),
             location: None,
+            headers: Vec::new(),
         };
     };
     let segments: Vec<&str> = rest.split('/').collect();
@@ -145,6 +165,7 @@ fn run_subrequest(
         status: e.status,
         body: error_body(&e),
         location: None,
+        headers: Vec::new(),
     };
     let input = || match body {
         Some(J::Object(m)) => Ok(m.clone()),
@@ -168,6 +189,7 @@ fn run_subrequest(
                     SubResult {
                         status: 201,
                         location: Some(format!("/services/data/v{version}/sobjects/{object}/{id}")),
+                        headers: Vec::new(),
                         body: json!({"id": id, "success": true, "errors": []}),
                     }
                 }
@@ -185,6 +207,7 @@ fn run_subrequest(
                     status: 204,
                     body: J::Null,
                     location: None,
+                    headers: Vec::new(),
                 },
                 Err(e) => err(e),
             }
@@ -196,8 +219,54 @@ fn run_subrequest(
                     status: 204,
                     body: J::Null,
                     location: None,
+                    headers: Vec::new(),
                 },
                 Err(e) => err(e),
+            }
+        }
+        ("GET", ["sobjects", object, "describe"]) => {
+            match super::rest::describe_json(org, object, version, instance) {
+                Some(body) => SubResult {
+                    status: 200,
+                    headers: super::rest::describe_validators(org, object),
+                    body,
+                    location: None,
+                },
+                None => err(RecordError::not_found()),
+            }
+        }
+        ("GET", ["sobjects", object]) => match super::rest::basic_info_json(org, object, version) {
+            Some(body) => SubResult {
+                status: 200,
+                body,
+                location: None,
+                headers: Vec::new(),
+            },
+            None => err(RecordError::not_found()),
+        },
+        ("GET", ["query" | "queryAll"]) => {
+            let all = segments[0] == "queryAll";
+            let q = url
+                .split_once('?')
+                .and_then(|(_, qs)| {
+                    form_urlencoded::parse(qs.as_bytes())
+                        .find(|(k, _)| k == "q")
+                        .map(|(_, v)| v.into_owned())
+                })
+                .unwrap_or_default();
+            match super::rest::query_json(org, &q, all, wctx.now, version) {
+                Ok(body) => SubResult {
+                    status: 200,
+                    body,
+                    location: None,
+                    headers: Vec::new(),
+                },
+                Err(e) => SubResult {
+                    status: 400,
+                    body: json!([{"errorCode": e.code, "message": e.message}]),
+                    location: None,
+                    headers: Vec::new(),
+                },
             }
         }
         ("GET", ["sobjects", object, id]) => {
@@ -212,6 +281,7 @@ fn run_subrequest(
                     status: 200,
                     body: record_json(org, &t.schema, r, None, version),
                     location: None,
+                    headers: Vec::new(),
                 },
                 None => err(RecordError::not_found()),
             }
@@ -220,6 +290,7 @@ fn run_subrequest(
             status: 400,
             body: json!([{"errorCode": "INVALID_URL", "message": format!("unsupported composite subrequest: {method} {url}")}]),
             location: None,
+            headers: Vec::new(),
         },
     }
 }
@@ -252,6 +323,7 @@ async fn composite(
             "Composite API supports up to 25 subrequests",
         );
     }
+    let instance = ctx.base_url();
     let now = ctx.state.clock.now_secs();
     let mut data = ctx.state.data.write();
     let Some(org) = data.orgs.get_mut(&session.org_id) else {
@@ -262,6 +334,24 @@ async fn composite(
         now,
         modstamp: None,
     };
+    let sub_ctx = SubContext {
+        wctx,
+        version: &v.0,
+        instance: &instance,
+    };
+    let (items, _) = run_composite(org, sub_ctx, subrequests, all_or_none);
+    json(StatusCode::OK, &json!({"compositeResponse": items}))
+}
+
+/// Runs composite subrequests in order with `@{ref}` references; with `all_or_none`, a failure
+/// rolls every write back and turns the other answers into PROCESSING_HALTED. Returns the
+/// `compositeResponse` items and whether every subrequest succeeded.
+pub(super) fn run_composite(
+    org: &mut Org,
+    sub_ctx: SubContext<'_>,
+    subrequests: &[J],
+    all_or_none: bool,
+) -> (Vec<J>, bool) {
     let mut undo = Undo::default();
     let mut by_ref: HashMap<String, J> = HashMap::new();
     let mut responses: Vec<(String, SubResult)> = Vec::new();
@@ -279,6 +369,7 @@ async fn composite(
                 status: 400,
                 body: json!([{"errorCode": "PROCESSING_HALTED", "message": "The transaction was rolled back since another operation in the same transaction failed."}]),
                 location: None,
+                headers: Vec::new(),
             }
         } else {
             let resolved_url = resolve_refs(url, &by_ref);
@@ -290,12 +381,13 @@ async fn composite(
             };
             match (resolved_url, resolved_body) {
                 (Ok(url), Ok(body)) => {
-                    run_subrequest(org, wctx, &v.0, method, &url, body.as_ref(), &mut undo)
+                    run_subrequest(org, sub_ctx, method, &url, body.as_ref(), &mut undo)
                 }
                 (Err(e), _) | (_, Err(e)) => SubResult {
                     status: 400,
                     body: json!([{"errorCode": "PROCESSING_HALTED", "message": e}]),
                     location: None,
+                    headers: Vec::new(),
                 },
             }
         };
@@ -319,22 +411,41 @@ async fn composite(
     let items: Vec<J> = responses
         .into_iter()
         .map(|(reference, r)| {
-            let headers = match r.location {
-                Some(l) => json!({"Location": l}),
-                None => json!({}),
-            };
+            let mut headers = Map::new();
+            if let Some(l) = r.location {
+                headers.insert("Location".into(), J::String(l));
+            }
+            for (name, value) in r.headers {
+                headers.insert(name.into(), J::String(value));
+            }
+            let headers = J::Object(headers);
             json!({"body": r.body, "httpHeaders": headers, "httpStatusCode": r.status, "referenceId": reference})
         })
         .collect();
-    json(StatusCode::OK, &json!({"compositeResponse": items}))
+    (items, !failed)
 }
 
+/// A failed item of a collection answer: no `id` key, `statusCode` rather than `errorCode`.
 fn collection_error(e: &RecordError) -> J {
-    json!({"id": null, "success": false, "errors": [{"statusCode": e.code, "message": e.message, "fields": e.fields}]})
+    json!({"success": false, "errors": [{"statusCode": e.code, "message": e.message, "fields": e.fields}]})
 }
 
 fn rolled_back() -> J {
-    json!({"id": null, "success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}]})
+    json!({"success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}]})
+}
+
+/// A collection update names an unknown record as a bad cross reference, not as a 404.
+fn as_cross_reference(e: RecordError) -> RecordError {
+    if e.code == "NOT_FOUND" {
+        RecordError {
+            code: "INVALID_CROSS_REFERENCE_KEY",
+            message: "invalid cross reference id".into(),
+            fields: vec![],
+            status: 400,
+        }
+    } else {
+        e
+    }
 }
 
 /// Runs one collection write over every record; `op` returns the id written.
@@ -475,9 +586,175 @@ async fn collection_update(
                 status: 400,
             })?;
         undo.before_write(org, object, &id);
-        org.update(object, &id, fields, wctx)?;
+        org.update(object, &id, fields, wctx)
+            .map_err(as_cross_reference)?;
         Ok(ids::normalize(&id).unwrap_or(id))
     })
+}
+
+/// `PATCH /composite/sobjects/{type}/{field}`: upserts up to 200 records of one type by an
+/// external id, `idLookup` field or `Id`; each item says whether it `created` its record.
+async fn collection_upsert(
+    State(ctx): State<Ctx>,
+    Extension(session): Extension<Session>,
+    Path((_, sobject, field)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let request: J = match errors::parse_body(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let all_or_none = request
+        .get("allOrNone")
+        .and_then(J::as_bool)
+        .unwrap_or(false);
+    let Some(records) = request.get("records").and_then(J::as_array) else {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            "records is required",
+        );
+    };
+    if records.len() > 200 {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        );
+    }
+    let now = ctx.state.clock.now_secs();
+    let mut data = ctx.state.data.write();
+    let Some(org) = data.orgs.get_mut(&session.org_id) else {
+        return errors::invalid_session();
+    };
+    let Some(key) = org
+        .table(&sobject)
+        .and_then(|t| t.schema.field(&field))
+        .filter(|f| f.is_id_lookup())
+        .cloned()
+    else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("Provided external ID field does not exist or is not accessible: {field}"),
+        );
+    };
+    let wctx = WriteContext {
+        user_id: &session.user_id,
+        now,
+        modstamp: None,
+    };
+    let mut undo = Undo::default();
+    let mut results: Vec<Result<(String, bool), RecordError>> = Vec::new();
+    for record in records {
+        results.push(upsert_one(org, &sobject, &key, record, wctx, &mut undo));
+    }
+    let any_failed = results.iter().any(Result::is_err);
+    if any_failed && all_or_none {
+        undo.rollback(org);
+    }
+    let out: Vec<J> = results
+        .iter()
+        .map(|r| match r {
+            Err(e) => {
+                let mut item = collection_error(e);
+                item["created"] = J::Bool(false);
+                item
+            }
+            Ok(_) if any_failed && all_or_none => {
+                let mut item = rolled_back();
+                item["created"] = J::Bool(false);
+                item
+            }
+            Ok((id, created)) => {
+                json!({"id": id, "success": true, "errors": [], "created": created})
+            }
+        })
+        .collect();
+    json(StatusCode::OK, &J::Array(out))
+}
+
+/// Upserts one collection item; returns its id and whether it was created.
+fn upsert_one(
+    org: &mut Org,
+    object: &str,
+    key: &crate::schema::FieldDef,
+    record: &J,
+    wctx: WriteContext<'_>,
+    undo: &mut Undo,
+) -> Result<(String, bool), RecordError> {
+    let parser_error = |message: &str| RecordError {
+        code: "JSON_PARSER_ERROR",
+        message: message.into(),
+        fields: vec![],
+        status: 400,
+    };
+    let map = record
+        .as_object()
+        .ok_or_else(|| parser_error("each record must be an object"))?;
+    // Salesforce reads the type first: a record must open with its attributes.
+    if map.keys().next().map(String::as_str) != Some("attributes") {
+        return Err(parser_error(
+            "Nested object for polymorphic foreign key must have an attributes field before any other fields.",
+        ));
+    }
+    let mut fields = map.clone();
+    fields.remove("attributes");
+    let value = fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&key.name))
+        .and_then(|(_, v)| match v {
+            J::String(s) => Some(s.clone()),
+            J::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+    let index = org
+        .table(object)
+        .and_then(|t| t.schema.field_index(&key.name))
+        .ok_or_else(RecordError::not_found)?;
+    let matches = match &value {
+        None => Vec::new(),
+        Some(v) if key.name == "Id" => org
+            .table(object)
+            .and_then(|t| {
+                ids::normalize(v)
+                    .and_then(|id| t.index_of(&id))
+                    .filter(|i| !t.records[*i].is_deleted())
+            })
+            .into_iter()
+            .collect(),
+        Some(v) => org.find_by_field(object, index, v),
+    };
+    match matches.as_slice() {
+        [] if key.name == "Id" && value.is_some() => {
+            Err(as_cross_reference(RecordError::not_found()))
+        }
+        [] => {
+            fields.retain(|k, _| !k.eq_ignore_ascii_case("Id"));
+            let id = org.create(object, &fields, wctx)?;
+            undo.created(org, object, &id);
+            Ok((id, true))
+        }
+        [one] => {
+            let id = org
+                .table(object)
+                .map(|t| t.records[*one].id().to_string())
+                .unwrap_or_default();
+            fields.retain(|k, _| !k.eq_ignore_ascii_case(&key.name));
+            undo.before_write(org, object, &id);
+            org.update(object, &id, &fields, wctx)?;
+            Ok((id, false))
+        }
+        _ => Err(RecordError {
+            code: "DUPLICATE_EXTERNAL_ID",
+            message: format!(
+                "{}: more than one record found for external id field",
+                key.name
+            ),
+            fields: vec![key.name.clone()],
+            status: 300,
+        }),
+    }
 }
 
 async fn collection_delete(

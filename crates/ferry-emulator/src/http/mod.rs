@@ -1,11 +1,15 @@
 //! The emulator's HTTP surface: one router per listener, fault injection, request counting, and the REST session gate.
 
 pub mod admin;
+pub mod batch;
 pub mod bulk;
 pub mod composite;
 pub mod errors;
+pub mod jwt;
 pub mod oauth;
 pub mod rest;
+pub mod search;
+pub mod tooling;
 
 use crate::state::{Session, State};
 use axum::extract::{Request, State as AxState};

@@ -728,6 +728,9 @@ async fn token(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respo
     let result = match grant.as_str() {
         "authorization_code" => code_grant(&ctx, &headers, &form),
         "refresh_token" => refresh_grant(&ctx, &headers, &form),
+        "client_credentials" => client_credentials_grant(&ctx, &headers, &form),
+        "password" => password_grant(&ctx, &headers, &form),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => jwt_grant(&ctx, &form),
         "none" => Err(bad_request("invalid_request", "grant_type is required")),
         _ => Err(bad_request(
             "unsupported_grant_type",
@@ -894,6 +897,159 @@ fn refresh_grant(ctx: &Ctx, headers: &HeaderMap, form: &Params) -> Result<Respon
         issued,
         None,
     ))
+}
+
+/// Scopes a flow without a refresh token grants: the app's, less the refresh scopes.
+fn session_scopes(app: &crate::state::App) -> Vec<String> {
+    app.scopes
+        .iter()
+        .filter(|s| !matches!(s.as_str(), "refresh_token" | "offline_access"))
+        .cloned()
+        .collect()
+}
+
+/// Issues an access token (never a refresh token) for a user the flow has already proven.
+fn session_for_user(
+    ctx: &Ctx,
+    data: &mut Data,
+    app: &crate::state::App,
+    login: &crate::state::Login,
+) -> Result<Response, Fail> {
+    if !user_info(data, &login.org_id, &login.user_id).is_some_and(|u| u.active) {
+        return Err(bad_request("inactive_user", "user is inactive"));
+    }
+    if let Some((error, description)) = org_refusal(data, &login.org_id) {
+        return Err(bad_request(error, description));
+    }
+    let scopes = session_scopes(app);
+    if scopes.is_empty() {
+        return Err(bad_request("invalid_grant", "no valid scopes defined"));
+    }
+    let login_base = ctx.base_url();
+    let issued = ctx.state.issue_tokens(
+        data,
+        &app.client_id,
+        &login.org_id,
+        &login.user_id,
+        &scopes,
+        &login_base,
+        None,
+        false,
+    );
+    Ok(token_response(
+        ctx,
+        data,
+        app,
+        &login.org_id,
+        &login.user_id,
+        &login_base,
+        &scopes,
+        issued,
+        None,
+    ))
+}
+
+/// `grant_type=client_credentials`: a session for the app's run-as user.
+fn client_credentials_grant(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    form: &Params,
+) -> Result<Response, Fail> {
+    let mut data = ctx.state.data.write();
+    let app = authenticate_client(&data, headers, form)?;
+    let login = app
+        .client_credentials_user
+        .as_deref()
+        .and_then(|u| data.logins.get(&u.to_ascii_lowercase()))
+        .cloned()
+        .ok_or_else(|| bad_request("invalid_grant", "no client credentials user enabled"))?;
+    session_for_user(ctx, &mut data, &app, &login)
+}
+
+/// `grant_type=password`: refused unless the app allows it, as in orgs created since 2023.
+fn password_grant(ctx: &Ctx, headers: &HeaderMap, form: &Params) -> Result<Response, Fail> {
+    let mut data = ctx.state.data.write();
+    let app = authenticate_client(&data, headers, form)?;
+    if !app.allow_username_password {
+        return Err(bad_request(
+            "unsupported_grant_type",
+            "grant type not supported",
+        ));
+    }
+    let username = param(form, "username").unwrap_or_default();
+    let password = param(form, "password").unwrap_or_default();
+    let login = data
+        .logins
+        .get(&username.trim().to_ascii_lowercase())
+        .filter(|l| l.password == password)
+        .cloned()
+        .ok_or_else(|| bad_request("invalid_grant", "authentication failure"))?;
+    let serves = data
+        .orgs
+        .get(&login.org_id)
+        .is_some_and(|org| listener_serves(ctx.listener, org));
+    if !serves {
+        return Err(bad_request("invalid_grant", "authentication failure"));
+    }
+    session_for_user(ctx, &mut data, &app, &login)
+}
+
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`: an RS256 assertion signed with
+/// the key of the app's uploaded certificate names the app (`iss`), the user (`sub`), this
+/// login host (`aud`) and an expiry (`exp`); the user must have approved the app, or the app
+/// pre-authorizes its users.
+fn jwt_grant(ctx: &Ctx, form: &Params) -> Result<Response, Fail> {
+    use super::jwt::{self, JwtRefusal};
+    let refuse = |r: JwtRefusal| {
+        let (error, description) = r.words();
+        bad_request(error, description)
+    };
+    let assertion = param(form, "assertion")
+        .ok_or_else(|| bad_request("invalid_request", "missing required assertion parameter"))?;
+    let assertion = jwt::parse(assertion).map_err(refuse)?;
+    let claims = &assertion.claims;
+    let mut data = ctx.state.data.write();
+    let app = data
+        .apps
+        .get(&claims.iss)
+        .cloned()
+        .ok_or_else(|| refuse(JwtRefusal::UnknownClient))?;
+    let key = app
+        .jwt_certificate
+        .as_deref()
+        .and_then(jwt::rsa_public_key)
+        .ok_or_else(|| refuse(JwtRefusal::InvalidAssertion))?;
+    if !assertion.verifies_with(&key) {
+        return Err(refuse(JwtRefusal::InvalidAssertion));
+    }
+    let login_host = match ctx.listener {
+        Listener::Sandbox => "https://test.salesforce.com",
+        _ => "https://login.salesforce.com",
+    };
+    let aud = claims.aud.trim_end_matches('/');
+    if aud != login_host && aud != ctx.base_url() {
+        return Err(refuse(JwtRefusal::BadAudience));
+    }
+    if claims.exp <= ctx.state.clock.now_secs() {
+        return Err(refuse(JwtRefusal::Expired));
+    }
+    let login = data
+        .logins
+        .get(&claims.sub.to_ascii_lowercase())
+        .cloned()
+        .ok_or_else(|| refuse(JwtRefusal::NotApproved))?;
+    let serves = data
+        .orgs
+        .get(&login.org_id)
+        .is_some_and(|org| listener_serves(ctx.listener, org));
+    let approved = app.preauthorized
+        || data
+            .approvals
+            .contains(&(login.user_id.clone(), app.client_id.clone()));
+    if !serves || !approved {
+        return Err(refuse(JwtRefusal::NotApproved));
+    }
+    session_for_user(ctx, &mut data, &app, &login)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -62,6 +62,9 @@ pub fn routes() -> Router<Ctx> {
             get(retrieve_by_external_id).patch(upsert),
         )
         .merge(super::composite::routes())
+        .merge(super::batch::routes())
+        .merge(super::search::routes())
+        .merge(super::tooling::routes())
 }
 
 async fn versions() -> Response {
@@ -147,6 +150,69 @@ async fn resources(
     json(StatusCode::OK, &J::Object(map))
 }
 
+/// Limits a Developer Edition org reports that the emulator does not count: name and maximum
+/// (the whole allowance stays available).
+const FIXED_LIMITS: &[(&str, u64)] = &[
+    ("AnalyticsExternalDataSizeMB", 40_960),
+    ("ConcurrentAsyncGetReportInstances", 200),
+    ("ConcurrentEinsteinDataInsightsStoryCreation", 5),
+    ("ConcurrentEinsteinDiscoveryStoryCreation", 2),
+    ("ConcurrentSyncLongTxn", 25),
+    ("ConcurrentSyncReportRuns", 20),
+    ("ContentDistBandwidthLimitMB", 51_200),
+    ("ContentDistViewLimit", 50_000),
+    ("ContentPublicationLimit", 2_500),
+    ("DailyAnalyticsDataflowJobExecutions", 60),
+    ("DailyAnalyticsUploadedFilesSizeMB", 51_200),
+    ("DailyAsyncApexExecutions", 250_000),
+    ("DailyAsyncApexTests", 500),
+    ("DailyBulkApiBatches", 15_000),
+    ("DailyBulkV2QueryFileStorageMB", 976_562),
+    ("DailyDeliveredPlatformEvents", 10_000),
+    ("DailyDurableGenericStreamingApiEvents", 10_000),
+    ("DailyDurableStreamingApiEvents", 10_000),
+    ("DailyEinsteinDataInsightsStoryCreation", 1_000),
+    ("DailyEinsteinDiscoveryPredictAPICalls", 50_000),
+    ("DailyEinsteinDiscoveryPredictionsByCDC", 500_000),
+    ("DailyEinsteinDiscoveryStoryCreation", 100),
+    ("DailyFunctionsApiCallLimit", 50_000),
+    ("DailyGenericStreamingApiEvents", 10_000),
+    ("DailyMetadataRetrievesWithDependencies", 25),
+    ("DailyStandardVolumePlatformEvents", 10_000),
+    ("DailyStreamingApiEvents", 10_000),
+    ("DailyWorkflowEmails", 8_040),
+    ("DurableStreamingApiConcurrentClients", 20),
+    ("ExternalServicesActiveObjects", 3_000),
+    ("ExternalServicesActiveOperations", 3_000),
+    ("ExternalServicesObjectProperties", 400_000),
+    ("ExternalServicesObjects", 10_000),
+    ("ExternalServicesOperations", 10_000),
+    ("ExternalServicesRegistrations", 700),
+    ("HourlyAsyncReportRuns", 1_200),
+    ("HourlyDashboardRefreshes", 200),
+    ("HourlyDashboardResults", 5_000),
+    ("HourlyDashboardStatuses", 999_999_999),
+    ("HourlyElevateAsyncReportRuns", 1_200),
+    ("HourlyElevateSyncReportRuns", 500),
+    ("HourlyLongTermIdMapping", 100_000),
+    ("HourlyManagedContentPublicRequests", 50_000),
+    ("HourlyODataCallout", 1_000),
+    ("HourlyPublishedPlatformEvents", 50_000),
+    ("HourlyPublishedStandardVolumePlatformEvents", 1_000),
+    ("HourlyShortTermIdMapping", 100_000),
+    ("HourlySyncReportRuns", 500),
+    ("HourlyTimeBasedWorkflow", 1_000),
+    ("MassEmail", 10),
+    ("MaxContentDocumentsLimit", 30_000_000),
+    ("Package2VersionCreates", 6),
+    ("Package2VersionCreatesWithoutValidation", 500),
+    ("PlatformEventTriggersWithParallelProcessing", 5),
+    ("ScheduledFlowRunLimit", 250_000),
+    ("ScheduledPathRunLimit", 250_000),
+    ("SingleEmail", 5_000),
+    ("StreamingApiConcurrentClients", 20),
+];
+
 async fn limits(State(ctx): State<Ctx>, Extension(session): Extension<Session>) -> Response {
     let data = ctx.state.data.read();
     let Some(org) = data.orgs.get(&session.org_id) else {
@@ -154,28 +220,40 @@ async fn limits(State(ctx): State<Ctx>, Extension(session): Extension<Session>) 
     };
     let records: usize = org.tables.values().map(|t| t.live().count()).sum();
     let storage_mb = (records * 2 / 1024) as u64;
-    json(
-        StatusCode::OK,
-        &json!({
-            "DailyApiRequests": {"Max": org.api_daily_limit, "Remaining": org.api_daily_limit.saturating_sub(org.api_used)},
-            "DailyBulkV2QueryJobs": {"Max": org.bulk_daily_limit, "Remaining": org.bulk_daily_limit.saturating_sub(org.bulk_used)},
-            "DailyBulkV2QueryFileStorageMB": {"Max": 976_562, "Remaining": 976_562},
-            "DataStorageMB": {"Max": 5120, "Remaining": 5120u64.saturating_sub(storage_mb)},
-            "FileStorageMB": {"Max": 5120, "Remaining": 5120},
-            "ConcurrentSyncLongTxn": {"Max": 25, "Remaining": 25},
-            "DailyAsyncApexExecutions": {"Max": 250_000, "Remaining": 250_000},
-            "SingleEmail": {"Max": 5000, "Remaining": 5000},
-            "PermissionSets": {"Max": 1500, "Remaining": 1499, "CreateCustom": {"Max": 1000, "Remaining": 999}},
-        }),
-    )
+    let mut map = Map::new();
+    for (name, max) in FIXED_LIMITS {
+        map.insert(name.to_string(), json!({"Max": max, "Remaining": max}));
+    }
+    for (name, value) in [
+        (
+            "DailyApiRequests",
+            json!({"Max": org.api_daily_limit, "Remaining": org.api_daily_limit.saturating_sub(org.api_used)}),
+        ),
+        (
+            "DailyBulkV2QueryJobs",
+            json!({"Max": org.bulk_daily_limit, "Remaining": org.bulk_daily_limit.saturating_sub(org.bulk_used)}),
+        ),
+        (
+            "DataStorageMB",
+            json!({"Max": 5120, "Remaining": 5120u64.saturating_sub(storage_mb)}),
+        ),
+        ("FileStorageMB", json!({"Max": 5120, "Remaining": 5120})),
+        (
+            "PermissionSets",
+            json!({"Max": 1500, "Remaining": 1499, "CreateCustom": {"Max": 1000, "Remaining": 999}}),
+        ),
+    ] {
+        map.insert(name.to_string(), value);
+    }
+    json(StatusCode::OK, &J::Object(map))
 }
 
 pub(crate) fn record_error(e: RecordError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    if e.fields.is_empty() {
-        sf_error(status, e.code, &e.message)
-    } else {
+    if e.lists_fields() {
         sf_error_fields(status, e.code, &e.message, &e.fields)
+    } else {
+        sf_error(status, e.code, &e.message)
     }
 }
 
@@ -188,13 +266,17 @@ fn object_summary(schema: &ObjectSchema, version: &str) -> J {
     let base = format!("/services/data/v{version}/sobjects/{}", schema.name);
     json!({
         "activateable": false,
+        "associateEntityType": null,
+        "associateParentEntity": null,
         "createable": true,
         "custom": schema.custom,
         "customSetting": false,
+        "deepCloneable": false,
         "deletable": true,
         "deprecatedAndHidden": false,
         "feedEnabled": !schema.custom,
         "hasSubtypes": false,
+        "isInterface": false,
         "isSubtype": false,
         "keyPrefix": schema.key_prefix,
         "label": schema.label,
@@ -211,66 +293,109 @@ fn object_summary(schema: &ObjectSchema, version: &str) -> J {
         "undeletable": true,
         "updateable": true,
         "urls": {
+            "compactLayouts": format!("{base}/describe/compactLayouts"),
             "rowTemplate": format!("{base}/{{ID}}"),
+            "approvalLayouts": format!("{base}/describe/approvalLayouts"),
             "defaultValues": format!("{base}/defaultValues?recordTypeId&fields"),
+            "listviews": format!("{base}/listviews"),
             "describe": format!("{base}/describe"),
+            "quickActions": format!("{base}/quickActions"),
+            "layouts": format!("{base}/describe/layouts"),
             "sobject": base,
         },
     })
 }
 
-fn field_json(f: &FieldDef) -> J {
+/// Extra type information describe gives some text fields.
+fn extra_type_info(schema: &ObjectSchema, f: &FieldDef) -> Option<&'static str> {
+    use crate::schema::FieldType as T;
+    match f.field_type {
+        T::Textarea => Some("plaintextarea"),
+        T::Url if f.name.ends_with("PhotoUrl") => Some("imageurl"),
+        T::String if f.name == "Name" && schema.name == "Account" => Some("switchablepersonname"),
+        T::String if f.name == "Name" && schema.field("FirstName").is_some() => Some("personname"),
+        _ => None,
+    }
+}
+
+fn field_json(schema: &ObjectSchema, f: &FieldDef) -> J {
+    use crate::schema::FieldType as T;
     let picklist: Vec<J> = f
         .picklist_values
         .iter()
         .enumerate()
         .map(|(i, v)| json!({"active": true, "defaultValue": i == 0 && f.name == "Status", "label": v, "validFor": null, "value": v}))
         .collect();
-    let numeric = matches!(
-        f.field_type,
-        crate::schema::FieldType::Double
-            | crate::schema::FieldType::Currency
-            | crate::schema::FieldType::Percent
-    );
-    json!({
-        "aggregatable": true,
-        "autoNumber": false,
+    let numeric = matches!(f.field_type, T::Double | T::Currency | T::Percent);
+    let coordinate = f.name.ends_with("Latitude") || f.name.ends_with("Longitude");
+    let compound = f.field_type == T::Address;
+    let long_text = f.field_type == T::Textarea && f.length > 255;
+    let polymorphic = f.reference_to.len() > 1;
+    let mut body = json!({
+        "aggregatable": !long_text && !compound,
+        "aiPredictionField": false,
+        "autoNumber": f.auto_number,
         "byteLength": if f.field_type.is_text() { f.length * 3 } else { 0 },
         "calculated": false,
         "calculatedFormula": null,
+        "cascadeDelete": false,
         "caseSensitive": false,
+        "compoundFieldName": f.compound_of,
         "controllerName": null,
         "createable": f.createable,
         "custom": f.custom,
         "defaultValue": null,
+        "defaultValueFormula": null,
         "defaultedOnCreate": !f.nillable && !f.required_on_create,
         "dependentPicklist": false,
         "deprecatedAndHidden": false,
-        "digits": if f.field_type == crate::schema::FieldType::Int { 9 } else { 0 },
+        "digits": if f.field_type == T::Int { 9 } else { 0 },
+        "displayLocationInDecimal": false,
+        "encrypted": false,
         "externalId": f.external_id,
-        "filterable": true,
-        "groupable": !numeric,
+        "extraTypeInfo": extra_type_info(schema, f),
+        "filterable": !long_text,
+        "filteredLookupInfo": null,
+        "formulaTreatNullNumberAsZero": false,
+        "groupable": !numeric && !long_text && !compound && f.field_type != T::Textarea,
+        "highScaleNumber": false,
         "htmlFormatted": false,
-        "idLookup": f.name == "Id" || f.external_id,
+        "idLookup": f.is_id_lookup(),
         "inlineHelpText": null,
+    });
+    let rest = json!({
         "label": f.label,
         "length": f.length,
+        "mask": null,
+        "maskType": null,
         "name": f.name,
         "nameField": f.name_field,
+        "namePointing": polymorphic,
         "nillable": f.nillable,
+        "permissionable": f.nillable && f.createable && !f.name_field,
         "picklistValues": picklist,
+        "polymorphicForeignKey": polymorphic,
         "precision": if numeric { 18 } else { 0 },
+        "queryByDistance": false,
+        "referenceTargetField": null,
         "referenceTo": f.reference_to,
         "relationshipName": f.relationship_name,
         "relationshipOrder": null,
+        "restrictedDelete": false,
         "restrictedPicklist": false,
-        "scale": if numeric { 2 } else { 0 },
+        "scale": if coordinate { 15 } else if numeric { 2 } else { 0 },
+        "searchPrefilterable": false,
         "soapType": f.field_type.soap_type(),
-        "sortable": f.field_type != crate::schema::FieldType::Textarea,
+        "sortable": !long_text && !compound && f.field_type != T::Multipicklist,
         "type": f.field_type.as_str(),
         "unique": f.unique,
         "updateable": f.updateable,
-    })
+        "writeRequiresMasterRead": false,
+    });
+    if let (J::Object(map), J::Object(more)) = (&mut body, rest) {
+        map.extend(more);
+    }
+    body
 }
 
 async fn describe_global(
@@ -304,12 +429,57 @@ async fn object_info(
     let Some(org) = data.orgs.get(&session.org_id) else {
         return errors::invalid_session();
     };
-    let Some(table) = org.table(&sobject) else {
-        return unknown_object(&sobject);
+    match basic_info_json(org, &sobject, &v.0) {
+        Some(body) => json(StatusCode::OK, &body),
+        None => unknown_object(&sobject),
+    }
+}
+
+/// `GET /sobjects/{object}`: the summary and the most recently created records (`Id`, `Name`).
+pub(crate) fn basic_info_json(org: &Org, object: &str, version: &str) -> Option<J> {
+    let table = org.table(object)?;
+    let schema = &table.schema;
+    let name = schema.fields.iter().position(|f| f.name_field);
+    let recent: Vec<J> = table
+        .records
+        .iter()
+        .rev()
+        .filter(|r| !r.purged && !r.is_deleted())
+        .take(5)
+        .map(|r| {
+            let mut fields = vec![crate::schema::sys::ID];
+            fields.extend(name);
+            record_json(org, schema, r, Some(&fields), version)
+        })
+        .collect();
+    Some(json!({"objectDescribe": object_summary(schema, version), "recentItems": recent}))
+}
+
+/// Runs a query whole (no paging) for a composite subrequest: `{totalSize, done, records}`.
+pub(crate) fn query_json(
+    org: &Org,
+    text: &str,
+    all: bool,
+    now: i64,
+    version: &str,
+) -> Result<J, soql::SoqlError> {
+    let parsed = soql::parse(text)?;
+    let opts = soql::ExecOptions {
+        include_deleted: all,
+        now,
+        api_version: version.parse().unwrap_or(0.0),
     };
-    json(
-        StatusCode::OK,
-        &json!({"objectDescribe": object_summary(&table.schema, &v.0), "recentItems": []}),
+    let rs = soql::execute(&parsed, org, &opts)?;
+    let shown = if rs.count_only {
+        0
+    } else {
+        rs.rows.len().min(MAX_BATCH)
+    };
+    let records: Vec<J> = (0..shown)
+        .map(|p| soql::render_row(&rs, org, p, version))
+        .collect();
+    Ok(
+        json!({"totalSize": rs.total_size, "done": shown == rs.rows.len() || rs.count_only, "records": records}),
     )
 }
 
@@ -323,45 +493,150 @@ async fn describe(
     let Some(org) = data.orgs.get(&session.org_id) else {
         return errors::invalid_session();
     };
-    let Some(table) = org.table(&sobject) else {
-        return unknown_object(&sobject);
+    match describe_json(org, &sobject, &v.0, &ctx.base_url()) {
+        Some(body) => {
+            let mut resp = json(StatusCode::OK, &body);
+            for (name, value) in describe_validators(org, &sobject) {
+                let header = axum::http::HeaderName::from_bytes(name.as_bytes());
+                if let (Ok(n), Ok(v)) = (header, axum::http::HeaderValue::from_str(&value)) {
+                    resp.headers_mut().insert(n, v);
+                }
+            }
+            resp
+        }
+        None => unknown_object(&sobject),
+    }
+}
+
+/// The cache validators describe answers carry: an `ETag` that changes with the object's
+/// fields and a `Last-Modified` date (the org's creation, as the schema is fixed until a
+/// field is added).
+pub(crate) fn describe_validators(org: &Org, object: &str) -> Vec<(&'static str, String)> {
+    let Some(table) = org.table(object) else {
+        return Vec::new();
     };
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    table.schema.name.hash(&mut hasher);
+    for f in &table.schema.fields {
+        f.name.hash(&mut hasher);
+        f.field_type.as_str().hash(&mut hasher);
+    }
+    let created = org
+        .table("User")
+        .and_then(|t| t.records.first())
+        .map_or(0, |r| match r.get(crate::schema::sys::CREATED_DATE) {
+            crate::value::Value::DateTime(s) => *s,
+            _ => 0,
+        });
+    let last_modified = chrono::DateTime::from_timestamp(created, 0)
+        .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default();
+    vec![
+        ("ETag", format!("\"{:016x}--gzip\"", hasher.finish())),
+        ("Last-Modified", last_modified),
+    ]
+}
+
+/// The scopes list views of an object offer.
+fn supported_scopes(schema: &ObjectSchema) -> J {
+    let plural = schema.label_plural.to_lowercase();
+    json!([
+        {"label": format!("All {plural}"), "name": "everything"},
+        {"label": format!("My {plural}"), "name": "mine"},
+        {"label": format!("My team's {plural}"), "name": "team"},
+    ])
+}
+
+/// `GET /sobjects/{object}/describe`: the object's flags, fields, child relationships and
+/// record types; `None` for an unknown object. `instance` is the org's base URL, for the UI
+/// templates.
+pub(crate) fn describe_json(org: &Org, object: &str, version: &str, instance: &str) -> Option<J> {
+    let table = org.table(object)?;
     let schema = &table.schema;
-    let mut body = object_summary(schema, &v.0);
-    if let J::Object(map) = &mut body {
-        map.insert(
-            "fields".into(),
-            J::Array(schema.fields.iter().map(field_json).collect()),
-        );
-        let children: Vec<J> = org
-            .tables
-            .values()
-            .flat_map(|t| {
-                t.schema
-                    .fields
-                    .iter()
-                    .filter(|f| f.reference_to.iter().any(|r| r == &schema.name) && f.custom == t.schema.custom)
-                    .filter(|f| !matches!(f.name.as_str(), "CreatedById" | "LastModifiedById"))
-                    .map(|f| {
-                        json!({
-                            "cascadeDelete": false,
-                            "childSObject": t.schema.name,
-                            "deprecatedAndHidden": false,
-                            "field": f.name,
-                            "relationshipName": format!("{}", t.schema.label_plural.replace(' ', "")),
-                            "restrictedDelete": false,
-                        })
+    let mut body = object_summary(schema, version);
+    let J::Object(map) = &mut body else {
+        return Some(body);
+    };
+    map.insert(
+        "fields".into(),
+        J::Array(
+            schema
+                .fields
+                .iter()
+                .map(|f| field_json(schema, f))
+                .collect(),
+        ),
+    );
+    let mut tables: Vec<&crate::org::Table> = org.tables.values().collect();
+    tables.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
+    let children: Vec<J> = tables
+        .iter()
+        .flat_map(|t| {
+            t.schema
+                .fields
+                .iter()
+                .filter(|f| f.reference_to.iter().any(|r| r == &schema.name))
+                .filter(|f| f.custom == t.schema.custom || f.child_relationship.is_some())
+                .filter(|f| !matches!(f.name.as_str(), "CreatedById" | "LastModifiedById"))
+                .map(|f| {
+                    json!({
+                        "cascadeDelete": false,
+                        "childSObject": t.schema.name,
+                        "deprecatedAndHidden": false,
+                        "field": f.name,
+                        "junctionIdListNames": [],
+                        "junctionReferenceTo": [],
+                        "relationshipName": crate::schema::child_relationship_name(f, &t.schema),
+                        "restrictedDelete": false,
                     })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        map.insert("childRelationships".into(), J::Array(children));
-        map.insert(
-            "recordTypeInfos".into(),
-            json!([{"active": true, "available": true, "defaultRecordTypeMapping": true, "developerName": "Master", "master": true, "name": "Master", "recordTypeId": "012000000000000AAA"}]),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    map.insert("childRelationships".into(), J::Array(children));
+    map.insert(
+        "recordTypeInfos".into(),
+        json!([{
+            "active": true, "available": true, "defaultRecordTypeMapping": true,
+            "developerName": "Master", "master": true, "name": "Master",
+            "recordTypeId": "012000000000000AAA",
+            "urls": {"layout": format!("/services/data/v{version}/sobjects/{}/describe/layouts/012000000000000AAA", schema.name)},
+        }]),
+    );
+    for (key, value) in [
+        ("actionOverrides", json!([])),
+        ("compactLayoutable", J::Bool(true)),
+        ("defaultImplementation", J::Null),
+        ("extendedBy", J::Null),
+        ("extendsInterfaces", J::Null),
+        ("implementedBy", J::Null),
+        ("implementsInterfaces", J::Null),
+        ("listviewable", J::Null),
+        ("lookupLayoutable", J::Null),
+        ("namedLayoutInfos", json!([])),
+        ("networkScopeFieldName", J::Null),
+        ("searchLayoutable", J::Bool(true)),
+        ("sobjectDescribeOption", J::String("FULL".into())),
+        ("supportedScopes", supported_scopes(schema)),
+    ] {
+        map.insert(key.to_string(), value);
+    }
+    if let Some(J::Object(urls)) = map.get_mut("urls") {
+        urls.insert(
+            "uiDetailTemplate".into(),
+            J::String(format!("{instance}/{{ID}}")),
+        );
+        urls.insert(
+            "uiEditTemplate".into(),
+            J::String(format!("{instance}/{{ID}}/e")),
+        );
+        urls.insert(
+            "uiNewRecord".into(),
+            J::String(format!("{instance}/{}/e", schema.key_prefix)),
         );
     }
-    json(StatusCode::OK, &body)
+    Some(body)
 }
 
 /// Renders a whole record (all fields, or the listed ones) as a retrieve returns it.
@@ -379,7 +654,7 @@ pub(crate) fn record_json(
     );
     let all: Vec<usize> = (0..schema.fields.len()).collect();
     for &i in fields.unwrap_or(&all) {
-        map.insert(schema.fields[i].name.clone(), record.get(i).to_json());
+        map.insert(schema.fields[i].name.clone(), record.json_of(schema, i));
     }
     let _ = org;
     J::Object(map)
@@ -474,6 +749,7 @@ fn body_object(body: &Bytes) -> Result<Map<String, J>, Response> {
 async fn create(
     State(ctx): State<Ctx>,
     Extension(session): Extension<Session>,
+    Extension(v): Extension<ApiVersion>,
     Path((_, sobject)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -489,12 +765,36 @@ async fn create(
         return unknown_object(&sobject);
     }
     match org.create(&sobject, &input, write_ctx(&ctx, &session)) {
-        Ok(id) => json(
-            StatusCode::CREATED,
-            &json!({"id": id, "success": true, "errors": []}),
-        ),
+        Ok(id) => {
+            let name = canonical_name(org, &sobject);
+            with_location(
+                json(
+                    StatusCode::CREATED,
+                    &json!({"id": id, "success": true, "errors": []}),
+                ),
+                &v.0,
+                &name,
+                &id,
+            )
+        }
         Err(e) => record_error(e),
     }
+}
+
+/// The object's API name with its canonical casing (`account` → `Account`).
+fn canonical_name(org: &Org, object: &str) -> String {
+    org.table(object)
+        .map_or_else(|| object.to_string(), |t| t.schema.name.clone())
+}
+
+/// Adds the `Location` header Salesforce sends with a created or upserted record: its path.
+fn with_location(mut resp: Response, version: &str, object: &str, id: &str) -> Response {
+    let path = format!("/services/data/v{version}/sobjects/{object}/{id}");
+    if let Ok(value) = axum::http::HeaderValue::from_str(&path) {
+        resp.headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    resp
 }
 
 async fn update(
@@ -553,15 +853,34 @@ fn external_field<'a>(
     field: &str,
 ) -> Result<(usize, &'a FieldDef), Response> {
     match schema.field_index(field) {
-        Some(i) if schema.fields[i].external_id || schema.fields[i].name == "Id" => {
-            Ok((i, &schema.fields[i]))
-        }
+        Some(i) if schema.fields[i].is_id_lookup() => Ok((i, &schema.fields[i])),
         _ => Err(sf_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             &format!("Provided external ID field does not exist or is not accessible: {field}"),
         )),
     }
+}
+
+/// Live records whose key field (`Id`, an external id or an `idLookup` field) has `value`.
+fn records_by_key(
+    org: &Org,
+    object: &str,
+    def: &FieldDef,
+    index: usize,
+    value: &str,
+) -> Vec<usize> {
+    if def.name != "Id" {
+        return org.find_by_field(object, index, value);
+    }
+    org.table(object)
+        .and_then(|t| {
+            ids::normalize(value)
+                .and_then(|id| t.index_of(&id))
+                .filter(|i| !t.records[*i].is_deleted())
+        })
+        .into_iter()
+        .collect()
 }
 
 async fn retrieve_by_external_id(
@@ -577,11 +896,11 @@ async fn retrieve_by_external_id(
     let Some(table) = org.table(&sobject) else {
         return unknown_object(&sobject);
     };
-    let (index, _) = match external_field(&table.schema, &field) {
+    let (index, def) = match external_field(&table.schema, &field) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let matches = org.find_by_field(&sobject, index, &value);
+    let matches = records_by_key(org, &sobject, def, index, &value);
     match matches.as_slice() {
         [] => not_found(),
         [one] => json(
@@ -606,16 +925,29 @@ async fn retrieve_by_external_id(
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct UpsertParams {
+    /// `updateOnly=true`: never create; an unmatched key answers 404.
+    #[serde(rename = "updateOnly", default)]
+    update_only: Option<String>,
+}
+
 async fn upsert(
     State(ctx): State<Ctx>,
     Extension(session): Extension<Session>,
+    Extension(v): Extension<ApiVersion>,
     Path((_, sobject, field, value)): Path<(String, String, String, String)>,
+    Query(params): Query<UpsertParams>,
     body: Bytes,
 ) -> Response {
     let mut input = match body_object(&body) {
         Ok(m) => m,
         Err(r) => return r,
     };
+    let update_only = params
+        .update_only
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("true"));
     let mut data = ctx.state.data.write();
     let Some(org) = data.orgs.get_mut(&session.org_id) else {
         return errors::invalid_session();
@@ -623,22 +955,28 @@ async fn upsert(
     let Some(table) = org.table(&sobject) else {
         return unknown_object(&sobject);
     };
+    let name = table.schema.name.clone();
     let (index, def) = match external_field(&table.schema, &field) {
         Ok((i, f)) => (i, f.clone()),
         Err(r) => return r,
     };
-    let matches = org.find_by_field(&sobject, index, &value);
+    let matches = records_by_key(org, &sobject, &def, index, &value);
     let wctx = write_ctx(&ctx, &session);
     match matches.as_slice() {
         [] => {
-            if def.name == "Id" {
+            if def.name == "Id" || update_only {
                 return not_found();
             }
             input.insert(def.name.clone(), J::String(value));
             match org.create(&sobject, &input, wctx) {
-                Ok(id) => json(
-                    StatusCode::CREATED,
-                    &json!({"id": id, "success": true, "errors": [], "created": true}),
+                Ok(id) => with_location(
+                    json(
+                        StatusCode::CREATED,
+                        &json!({"id": id, "success": true, "errors": [], "created": true}),
+                    ),
+                    &v.0,
+                    &name,
+                    &id,
                 ),
                 Err(e) => record_error(e),
             }
@@ -650,24 +988,26 @@ async fn upsert(
                 .unwrap_or_default();
             input.remove(&def.name);
             match org.update(&sobject, &id, &input, wctx) {
-                Ok(()) => json(
-                    StatusCode::OK,
-                    &json!({"id": id, "success": true, "errors": [], "created": false}),
+                Ok(()) => with_location(
+                    json(
+                        StatusCode::OK,
+                        &json!({"id": id, "success": true, "errors": [], "created": false}),
+                    ),
+                    &v.0,
+                    &name,
+                    &id,
                 ),
                 Err(e) => record_error(e),
             }
         }
         many => {
-            let name = org
-                .table(&sobject)
-                .map(|t| t.schema.name.clone())
-                .unwrap_or_default();
             let urls: Vec<J> = many
                 .iter()
                 .filter_map(|i| {
                     org.table(&sobject).map(|t| {
                         J::String(format!(
-                            "/services/data/vXX.X/sobjects/{name}/{}",
+                            "/services/data/v{}/sobjects/{name}/{}",
+                            v.0,
                             t.records[*i].id()
                         ))
                     })
@@ -955,11 +1295,11 @@ fn render_page(
     }
     out.extend_from_slice(b",\"records\":[");
     if !result.count_only {
-        for (n, row) in result.rows[offset..end].iter().enumerate() {
+        for (n, position) in (offset..end).enumerate() {
             if n > 0 {
                 out.push(b',');
             }
-            let record = soql::render_json(result, org, *row, &v.0);
+            let record = soql::render_row(result, org, position, &v.0);
             let _ = serde_json::to_writer(&mut out, &record);
         }
         ctx.state

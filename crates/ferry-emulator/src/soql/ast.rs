@@ -15,7 +15,7 @@ pub struct Query {
     pub alias: Option<String>,
     /// The WHERE condition.
     pub condition: Option<Condition>,
-    /// GROUP BY fields (parsed so callers can refuse them; `execute` does not support them).
+    /// GROUP BY fields.
     pub group_by: Vec<FieldPath>,
     /// ORDER BY items, in order.
     pub order_by: Vec<OrderItem>,
@@ -46,6 +46,20 @@ impl Query {
                 .any(|s| matches!(s, SelectItem::Count | SelectItem::Aggregate { .. }))
     }
 
+    /// Whether the SELECT list has a parent-to-child subquery.
+    pub fn has_subqueries(&self) -> bool {
+        self.select
+            .iter()
+            .any(|s| matches!(s, SelectItem::Subquery { .. }))
+    }
+
+    /// Whether the SELECT list has a `TYPEOF` (Bulk API 2.0 refuses these).
+    pub fn has_typeof(&self) -> bool {
+        self.select
+            .iter()
+            .any(|s| matches!(s, SelectItem::TypeOf { .. }))
+    }
+
     /// Whether the SELECT list uses `FIELDS(…)`.
     pub fn uses_fields_function(&self) -> bool {
         self.select
@@ -68,12 +82,34 @@ pub enum SelectItem {
         /// Byte offset of `FIELDS`.
         offset: usize,
     },
-    /// `COUNT(f)`, `MAX(f)`, …: parsed, not executed.
+    /// A parent-to-child subquery, `(SELECT … FROM Contacts)`: its `object` is the child
+    /// relationship name as written.
+    Subquery {
+        /// The inner query.
+        query: Box<Query>,
+        /// Byte offset of the opening parenthesis.
+        offset: usize,
+    },
+    /// `TYPEOF What WHEN Account THEN Phone WHEN Opportunity THEN Amount ELSE Name END`: fields of
+    /// a polymorphic parent that depend on its type.
+    TypeOf {
+        /// The relationship as written (`What`).
+        relationship: String,
+        /// `WHEN Type THEN fields` branches, in order.
+        whens: Vec<(String, Vec<String>)>,
+        /// The `ELSE` fields (empty without ELSE).
+        otherwise: Vec<String>,
+        /// Byte offset of `TYPEOF`.
+        offset: usize,
+    },
+    /// `COUNT(f)`, `MAX(f)`, … in an aggregate query.
     Aggregate {
         /// The function.
         func: AggregateFn,
         /// Its argument.
         field: FieldPath,
+        /// The alias written after it (`MAX(Amount) top`); unaliased results are `expr0`, `expr1`, ….
+        alias: Option<String>,
     },
 }
 
@@ -147,6 +183,15 @@ pub enum Condition {
         negated: bool,
         /// The values.
         values: Vec<Literal>,
+    },
+    /// `field [NOT] IN (SELECT f FROM …)`: a semi-join (or anti-join) on another object's field.
+    InQuery {
+        /// The field.
+        field: FieldPath,
+        /// `NOT IN`.
+        negated: bool,
+        /// The inner query; it selects exactly one id or reference field.
+        query: Box<Query>,
     },
     /// `field LIKE 'pattern'`.
     Like {
@@ -224,6 +269,29 @@ pub enum RelativeDate {
     NextNDays(u32),
     /// `N_DAYS_AGO:n`: the single day n days ago.
     NDaysAgo(u32),
+    /// A run of calendar periods: `THIS_MONTH` is (Month, 0, 1), `LAST_N_WEEKS:3` is
+    /// (Week, -3, 3), `NEXT_YEAR` is (Year, 1, 1).
+    Period {
+        /// The calendar unit.
+        unit: PeriodUnit,
+        /// The first period, relative to the current one.
+        shift: i32,
+        /// How many periods.
+        count: u32,
+    },
+}
+
+/// Calendar units of relative date literals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodUnit {
+    /// Sunday-to-Saturday weeks (the en_US locale).
+    Week,
+    /// Calendar months.
+    Month,
+    /// Calendar quarters (January, April, July, October).
+    Quarter,
+    /// Calendar years.
+    Year,
 }
 
 impl RelativeDate {
@@ -236,6 +304,51 @@ impl RelativeDate {
             RelativeDate::LastNDays(n) => (-i64::from(n), 1),
             RelativeDate::NextNDays(n) => (1, 1 + i64::from(n)),
             RelativeDate::NDaysAgo(n) => (-i64::from(n), 1 - i64::from(n)),
+            RelativeDate::Period { .. } => (0, 1),
+        }
+    }
+
+    /// The half-open range of days `[from, to)` since the epoch, given today's.
+    pub fn days(self, today: i64) -> (i64, i64) {
+        let RelativeDate::Period { unit, shift, count } = self else {
+            let (from, to) = self.day_range();
+            return (today + from, today + to);
+        };
+        use chrono::{Datelike, Duration, Months, NaiveDate};
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        let date = epoch + Duration::days(today);
+        let days_of = |d: NaiveDate| (d - epoch).num_days();
+        let months = |start: NaiveDate, by: i64| {
+            let m = Months::new(by.unsigned_abs().min(u64::from(u32::MAX)) as u32);
+            if by >= 0 {
+                start.checked_add_months(m)
+            } else {
+                start.checked_sub_months(m)
+            }
+            .unwrap_or(start)
+        };
+        match unit {
+            PeriodUnit::Week => {
+                let start = today - i64::from(date.weekday().num_days_from_sunday());
+                let from = start + 7 * i64::from(shift);
+                (from, from + 7 * i64::from(count))
+            }
+            PeriodUnit::Month | PeriodUnit::Quarter | PeriodUnit::Year => {
+                let per = match unit {
+                    PeriodUnit::Month => 1,
+                    PeriodUnit::Quarter => 3,
+                    _ => 12,
+                };
+                let month0 = match unit {
+                    PeriodUnit::Month => date.month0(),
+                    PeriodUnit::Quarter => date.month0() / 3 * 3,
+                    _ => 0,
+                };
+                let start = NaiveDate::from_ymd_opt(date.year(), month0 + 1, 1).unwrap_or(date);
+                let from = months(start, per * i64::from(shift));
+                let to = months(from, per * i64::from(count));
+                (days_of(from), days_of(to))
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::value::Value;
 use std::cmp::Ordering;
 
 static NULL: Value = Value::Null;
+static FALSE: Value = Value::Bool(false);
 
 /// How values of a field compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub(crate) struct Step<'a> {
 pub(crate) struct Accessor<'a> {
     pub steps: Vec<Step<'a>>,
     pub field: usize,
+    /// A checkbox: an empty value reads as `false` (records do not store unset checkboxes).
+    pub checkbox: bool,
 }
 
 impl<'a> Accessor<'a> {
@@ -81,12 +84,18 @@ impl<'a> Accessor<'a> {
 
     /// The value, `Null` when any reference on the way is empty or dangling.
     pub fn get(&self, record: &'a Record) -> &'a Value {
-        if self.steps.is_empty() {
-            return record.get(self.field);
-        }
-        match self.target(record) {
-            Some(r) => r.get(self.field),
-            None => &NULL,
+        let v = if self.steps.is_empty() {
+            record.get(self.field)
+        } else {
+            match self.target(record) {
+                Some(r) => r.get(self.field),
+                None => return &NULL,
+            }
+        };
+        if self.checkbox && v.is_null() {
+            &FALSE
+        } else {
+            v
         }
     }
 }
@@ -116,6 +125,7 @@ impl<'a> Resolved<'a> {
                 })
                 .collect(),
             field: self.field,
+            checkbox: self.def.field_type == FieldType::Boolean,
         }
     }
 }
@@ -408,6 +418,63 @@ impl<'a> Compiler<'_, 'a> {
                     nulls,
                 }
             }
+            Condition::InQuery {
+                field,
+                negated,
+                query,
+            } => {
+                let r = resolve(self.query, self.org, self.root, field)?;
+                if r.def.field_type != FieldType::Id && r.def.field_type != FieldType::Reference {
+                    return Err(SoqlError::located(
+                        MALFORMED_QUERY,
+                        &self.query.text,
+                        field.offset,
+                        "semi join sub-selects are only allowed on id or reference fields",
+                    ));
+                }
+                let opts = super::exec::ExecOptions {
+                    include_deleted: false,
+                    now: self.now,
+                    api_version: 59.0,
+                };
+                let inner = super::exec::execute(query, self.org, &opts)?;
+                let [column] = inner.columns.as_slice() else {
+                    return Err(SoqlError::new(
+                        MALFORMED_QUERY,
+                        "a semi join sub-select must select exactly one id or reference field",
+                    ));
+                };
+                if column.field_type != FieldType::Id && column.field_type != FieldType::Reference {
+                    return Err(SoqlError::new(
+                        MALFORMED_QUERY,
+                        "a semi join sub-select must select an id or reference field",
+                    ));
+                }
+                let table = self
+                    .org
+                    .table(&inner.object)
+                    .ok_or_else(|| SoqlError::new(MALFORMED_QUERY, "unknown object"))?;
+                let acc = super::exec::column_accessor(self.org, column);
+                let mut values: Vec<Value> = inner
+                    .rows
+                    .iter()
+                    .filter_map(|&row| {
+                        let record = table.records.get(row as usize)?;
+                        let v = acc.as_ref()?.get(record);
+                        (!v.is_null()).then(|| v.clone())
+                    })
+                    .collect();
+                values.sort_by(|a, b| cmp_filter(Mode::Id, a, b));
+                values.dedup();
+                Pred::In {
+                    acc: r.accessor(),
+                    mode: Mode::Id,
+                    negated: *negated,
+                    values,
+                    ranges: Vec::new(),
+                    nulls: false,
+                }
+            }
             Condition::Like {
                 field, raw_pattern, ..
             } => {
@@ -480,19 +547,19 @@ impl<'a> Compiler<'_, 'a> {
             }
             (LiteralValue::DateTime(s), FieldType::Datetime) => Coerced::Value(Value::DateTime(*s)),
             (LiteralValue::Relative(rel), FieldType::Datetime) => {
-                let (from, to) = rel.day_range();
+                let (from, to) = rel.days(day);
                 Coerced::Range(
-                    Value::DateTime((day + from).saturating_mul(86_400)),
-                    Value::DateTime((day + to).saturating_mul(86_400)),
+                    Value::DateTime(from.saturating_mul(86_400)),
+                    Value::DateTime(to.saturating_mul(86_400)),
                 )
             }
             (_, FieldType::Datetime) => return Err(wrong("dateTime", false)),
             (LiteralValue::Date(d), FieldType::Date) => Coerced::Value(Value::Date(*d)),
             (LiteralValue::Relative(rel), FieldType::Date) => {
-                let (from, to) = rel.day_range();
+                let (from, to) = rel.days(day);
                 let clamp =
                     |d: i64| Value::Date(d.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
-                Coerced::Range(clamp(day + from), clamp(day + to))
+                Coerced::Range(clamp(from), clamp(to))
             }
             (_, FieldType::Date) => return Err(wrong("date", false)),
             _ => return Err(wrong(ft.as_str(), false)),

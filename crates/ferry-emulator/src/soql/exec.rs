@@ -45,6 +45,32 @@ pub struct Column {
     pub field_type: FieldType,
 }
 
+/// A `TYPEOF` column: fields of a polymorphic parent chosen by the parent's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolyColumn {
+    /// Canonical relationship name (`What`).
+    pub relationship: String,
+    /// Position of the reference field in the queried object.
+    pub reference: usize,
+    /// Canonical object name and field positions of each `WHEN` branch.
+    pub branches: Vec<(String, Vec<usize>)>,
+    /// The `ELSE` field names, looked up on whatever type the parent has.
+    pub otherwise: Vec<String>,
+}
+
+/// The records of one parent-to-child subquery, per parent row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSet {
+    /// The relationship name the parent record shows them under (`Contacts`).
+    pub relationship: String,
+    /// Canonical name of the child object.
+    pub object: String,
+    /// The subquery's columns.
+    pub columns: Vec<Column>,
+    /// Child record indices for each parent row, aligned with `ResultSet::rows`.
+    pub rows: Vec<Vec<u32>>,
+}
+
 /// The outcome of a query: which records, in which order, and which columns to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultSet {
@@ -58,6 +84,12 @@ pub struct ResultSet {
     pub total_size: usize,
     /// Indices into the object's `Table::records`, filtered, ordered, offset and limited.
     pub rows: Vec<u32>,
+    /// Parent-to-child subqueries, in SELECT order.
+    pub children: Vec<ChildSet>,
+    /// An aggregate query's `AggregateResult` records; `rows` then counts them.
+    pub aggregates: Option<Vec<serde_json::Value>>,
+    /// `TYPEOF` columns, in SELECT order.
+    pub polymorphic: Vec<PolyColumn>,
 }
 
 /// Runs a parsed query against an org.
@@ -73,14 +105,19 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
             ),
         )
     })?;
-    if query.has_aggregates() && !query.is_count() {
+    let aggregate = query.has_aggregates() && !query.is_count();
+    if aggregate && query.has_subqueries() {
         return Err(SoqlError::new(
             MALFORMED_QUERY,
-            "Aggregate functions and GROUP BY are not supported by the emulator",
+            "An aggregate query cannot have a parent-to-child subquery",
         ));
     }
     check_fields_function(query, opts)?;
-    let columns = columns(query, org, table)?;
+    let columns = if aggregate {
+        Vec::new()
+    } else {
+        columns(query, org, table)?
+    };
     let compiler = Compiler {
         query,
         org,
@@ -95,6 +132,7 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
     let order: Vec<SortItem<'_>> = query
         .order_by
         .iter()
+        .filter(|_| !aggregate)
         .map(|item| {
             let r = resolve(query, org, table, &item.field)?;
             Ok(SortItem {
@@ -110,7 +148,11 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
     let limit = query.limit.map_or(usize::MAX, |l| l as usize);
     let wanted = offset.saturating_add(limit);
     // Without ORDER BY, rows come in creation order and the scan can stop early.
-    let stop_after = if order.is_empty() { wanted } else { usize::MAX };
+    let stop_after = if order.is_empty() && !aggregate {
+        wanted
+    } else {
+        usize::MAX
+    };
 
     let records = &table.records;
     let mut rows: Vec<u32> = Vec::new();
@@ -133,6 +175,19 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
         }
     }
 
+    if aggregate {
+        let results = super::aggregate::run(query, org, table, &rows)?;
+        return Ok(ResultSet {
+            object: table.schema.name.clone(),
+            columns,
+            count_only: false,
+            total_size: results.len(),
+            rows: (0..results.len() as u32).collect(),
+            children: Vec::new(),
+            aggregates: Some(results),
+            polymorphic: Vec::new(),
+        });
+    }
     if query.is_count() {
         let total = count.saturating_sub(offset).min(limit);
         return Ok(ResultSet {
@@ -141,6 +196,9 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
             count_only: true,
             total_size: total,
             rows: Vec::new(),
+            children: Vec::new(),
+            aggregates: None,
+            polymorphic: Vec::new(),
         });
     }
     if !order.is_empty() {
@@ -151,11 +209,231 @@ pub fn execute(query: &Query, org: &Org, opts: &ExecOptions) -> Result<ResultSet
     } else {
         rows
     };
+    let polymorphic = query
+        .select
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::TypeOf {
+                relationship,
+                whens,
+                otherwise,
+                offset,
+            } => Some(poly_column(
+                query,
+                table,
+                org,
+                relationship,
+                whens,
+                otherwise,
+                *offset,
+            )),
+            _ => None,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let children = query
+        .select
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::Subquery { query: sub, offset } => Some((sub, *offset)),
+            _ => None,
+        })
+        .map(|(sub, offset)| child_set(query, sub, offset, org, table, &rows, opts))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ResultSet {
         object: table.schema.name.clone(),
         columns,
         count_only: false,
         total_size: rows.len(),
+        rows,
+        children,
+        aggregates: None,
+        polymorphic,
+    })
+}
+
+/// Resolves a `TYPEOF` against the queried object: a polymorphic relationship, and fields that
+/// exist on each `WHEN` type.
+fn poly_column(
+    query: &Query,
+    table: &Table,
+    org: &Org,
+    relationship: &str,
+    whens: &[(String, Vec<String>)],
+    otherwise: &[String],
+    offset: usize,
+) -> Result<PolyColumn, SoqlError> {
+    let field = table
+        .schema
+        .relationship(relationship)
+        .filter(|f| !f.reference_to.is_empty())
+        .ok_or_else(|| {
+            SoqlError::located(
+                super::INVALID_FIELD,
+                &query.text,
+                offset,
+                &format!("Didn't understand relationship '{relationship}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."),
+            )
+        })?;
+    let reference = table.schema.field_index(&field.name).unwrap_or_default();
+    let mut branches = Vec::with_capacity(whens.len());
+    for (object, names) in whens {
+        let target = field
+            .reference_to
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(object))
+            .and_then(|t| org.table(t))
+            .ok_or_else(|| {
+                SoqlError::located(
+                    MALFORMED_QUERY,
+                    &query.text,
+                    offset,
+                    &format!("TYPEOF {relationship}: {object} is not a type the relationship can point to"),
+                )
+            })?;
+        let mut at = Vec::with_capacity(names.len());
+        for name in names {
+            at.push(target.schema.field_index(name).ok_or_else(|| {
+                SoqlError::located(
+                    super::INVALID_FIELD,
+                    &query.text,
+                    offset,
+                    &format!("No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.", target.schema.name),
+                )
+            })?);
+        }
+        branches.push((target.schema.name.clone(), at));
+    }
+    Ok(PolyColumn {
+        relationship: field.relationship_name.clone().unwrap_or_default(),
+        reference,
+        branches,
+        otherwise: otherwise.to_vec(),
+    })
+}
+
+/// The child relationship a subquery's FROM names (`Contacts`, `Account.Contacts`): the child
+/// table and the reference field on it that points at the parent.
+fn child_relationship<'a>(
+    parent_query: &Query,
+    sub: &Query,
+    org: &'a Org,
+    parent: &Table,
+) -> Result<(&'a Table, usize, String), SoqlError> {
+    let mut name = sub.object.as_str();
+    if let Some((first, rest)) = name.split_once('.') {
+        let is_parent = first.eq_ignore_ascii_case(&parent.schema.name)
+            || parent_query
+                .alias
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(first));
+        if is_parent {
+            name = rest;
+        }
+    }
+    let mut tables: Vec<&Table> = org.tables.values().collect();
+    tables.sort_by(|a, b| a.schema.name.cmp(&b.schema.name));
+    for t in tables {
+        for (i, f) in t.schema.fields.iter().enumerate() {
+            if !f.reference_to.iter().any(|r| r == &parent.schema.name) {
+                continue;
+            }
+            let rel = crate::schema::child_relationship_name(f, &t.schema);
+            if rel.eq_ignore_ascii_case(name) {
+                return Ok((t, i, rel));
+            }
+        }
+    }
+    Err(SoqlError::located(
+        INVALID_TYPE,
+        &parent_query.text,
+        sub.object_offset,
+        &format!(
+            "Didn't understand relationship '{}' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+            sub.object
+        ),
+    ))
+}
+
+/// Runs one parent-to-child subquery for every parent row.
+fn child_set(
+    parent_query: &Query,
+    sub: &Query,
+    _offset: usize,
+    org: &Org,
+    parent: &Table,
+    parent_rows: &[u32],
+    opts: &ExecOptions,
+) -> Result<ChildSet, SoqlError> {
+    let (child, reference, relationship) = child_relationship(parent_query, sub, org, parent)?;
+    if sub.has_aggregates() {
+        return Err(SoqlError::new(
+            MALFORMED_QUERY,
+            "Aggregate functions are not supported in a parent-to-child subquery",
+        ));
+    }
+    let columns = columns(sub, org, child)?;
+    let compiler = Compiler {
+        query: sub,
+        org,
+        root: child,
+        now: opts.now,
+    };
+    let pred = sub
+        .condition
+        .as_ref()
+        .map(|c| compiler.condition(c))
+        .transpose()?;
+    let order: Vec<SortItem<'_>> = sub
+        .order_by
+        .iter()
+        .map(|item| {
+            let r = resolve(sub, org, child, &item.field)?;
+            Ok(SortItem {
+                mode: Mode::of(r.def.field_type),
+                acc: r.accessor(),
+                descending: item.descending,
+                nulls_first: item.nulls_first,
+            })
+        })
+        .collect::<Result<_, SoqlError>>()?;
+    let position: std::collections::HashMap<&str, usize> = parent_rows
+        .iter()
+        .enumerate()
+        .map(|(pos, &row)| (crate::ids::id15(parent.records[row as usize].id()), pos))
+        .collect();
+    let mut groups: Vec<Vec<u32>> = vec![Vec::new(); parent_rows.len()];
+    for (i, record) in child.records.iter().enumerate() {
+        if record.purged || (!opts.include_deleted && record.is_deleted()) {
+            continue;
+        }
+        let Some(parent_id) = record.get(reference).as_str() else {
+            continue;
+        };
+        let Some(&pos) = position.get(crate::ids::id15(parent_id)) else {
+            continue;
+        };
+        if pred.as_ref().is_some_and(|p| !p.eval(record)) {
+            continue;
+        }
+        groups[pos].push(i as u32);
+    }
+    let offset = sub.offset.map_or(0, |o| o as usize);
+    let limit = sub.limit.map_or(usize::MAX, |l| l as usize);
+    let rows = groups
+        .into_iter()
+        .map(|group| {
+            let group = if order.is_empty() {
+                group
+            } else {
+                sort_rows(group, &child.records, &order, offset.saturating_add(limit))
+            };
+            group.into_iter().skip(offset).take(limit).collect()
+        })
+        .collect();
+    Ok(ChildSet {
+        relationship,
+        object: child.schema.name.clone(),
+        columns,
         rows,
     })
 }
@@ -205,7 +483,10 @@ fn columns(query: &Query, org: &Org, table: &Table) -> Result<Vec<Column>, SoqlE
     };
     for item in &query.select {
         match item {
-            SelectItem::Count | SelectItem::Aggregate { .. } => {}
+            SelectItem::Count
+            | SelectItem::Aggregate { .. }
+            | SelectItem::Subquery { .. }
+            | SelectItem::TypeOf { .. } => {}
             SelectItem::Fields { kind, .. } => {
                 for (i, f) in table.schema.fields.iter().enumerate() {
                     let take = match kind {
@@ -269,6 +550,7 @@ pub(crate) fn column_accessor<'a>(org: &'a Org, col: &Column) -> Option<Accessor
     Some(Accessor {
         steps,
         field: col.field,
+        checkbox: col.field_type == FieldType::Boolean,
     })
 }
 

@@ -5,6 +5,7 @@
 //! typed and relative date literals, `ORDER BY`, `LIMIT` and `OFFSET`. Errors carry Salesforce's
 //! error codes and message wording.
 
+mod aggregate;
 mod ast;
 mod compile;
 mod exec;
@@ -15,11 +16,11 @@ mod render;
 
 pub use ast::{
     AggregateFn, CompareOp, Condition, FieldPath, FieldsKind, Literal, LiteralValue, OrderItem,
-    Query, RelativeDate, SelectItem,
+    PeriodUnit, Query, RelativeDate, SelectItem,
 };
-pub use exec::{execute, Column, ExecOptions, Hop, ResultSet};
+pub use exec::{execute, ChildSet, Column, ExecOptions, Hop, PolyColumn, ResultSet};
 pub use parser::parse;
-pub use render::{render_csv, render_json};
+pub use render::{render_csv, render_json, render_row};
 
 use std::fmt;
 

@@ -2,7 +2,7 @@
 
 use super::ast::{
     AggregateFn, CompareOp, Condition, FieldPath, FieldsKind, Literal, LiteralValue, OrderItem,
-    Query, RelativeDate, SelectItem,
+    PeriodUnit, Query, RelativeDate, SelectItem,
 };
 use super::lexer::{tokenize, Tok, Token};
 use super::{SoqlError, MALFORMED_QUERY};
@@ -15,6 +15,25 @@ const RESERVED: &[&str] = &[
     "with", "using", "includes", "excludes",
 ];
 
+/// The single-period date literals: `THIS_MONTH`, `LAST_YEAR`, `NEXT_QUARTER`, ….
+fn period_literal(word: &str) -> Option<(PeriodUnit, i32)> {
+    let (shift, unit) = word.split_once('_')?;
+    let shift = match shift {
+        "THIS" => 0,
+        "LAST" => -1,
+        "NEXT" => 1,
+        _ => return None,
+    };
+    let unit = match unit {
+        "WEEK" => PeriodUnit::Week,
+        "MONTH" => PeriodUnit::Month,
+        "QUARTER" => PeriodUnit::Quarter,
+        "YEAR" => PeriodUnit::Year,
+        _ => return None,
+    };
+    Some((unit, shift))
+}
+
 /// Parses SOQL text. Keywords are case-insensitive; names are resolved later by `execute`.
 pub fn parse(text: &str) -> Result<Query, SoqlError> {
     let tokens = tokenize(text)?;
@@ -22,6 +41,7 @@ pub fn parse(text: &str) -> Result<Query, SoqlError> {
         text,
         tokens,
         pos: 0,
+        depth: 0,
     };
     p.query()
 }
@@ -30,6 +50,8 @@ struct Parser<'t> {
     text: &'t str,
     tokens: Vec<Token>,
     pos: usize,
+    /// 1 inside a parent-to-child subquery (which cannot hold another one).
+    depth: u8,
 }
 
 fn is_reserved(word: &str) -> bool {
@@ -120,13 +142,22 @@ impl Parser<'_> {
         self.expect_keyword("from")?;
         let object_offset = self.offset();
         // Reserved words are allowed here so that `FROM Order` reports an unknown object.
-        let object = match self.bump() {
+        let mut object = match self.bump() {
             Tok::Ident(name) => name,
             _ => {
                 self.pos = self.pos.saturating_sub(1);
                 return Err(self.unexpected());
             }
         };
+        // A subquery names its relationship, optionally through the parent: `Account.Contacts`.
+        while self.depth > 0 && self.peek() == &Tok::Dot {
+            let Tok::Ident(part) = self.peek_at(1).clone() else {
+                break;
+            };
+            self.pos += 2;
+            object.push('.');
+            object.push_str(&part);
+        }
         let alias = match self.peek() {
             Tok::Ident(a) if !is_reserved(a) => {
                 let a = a.clone();
@@ -203,7 +234,12 @@ impl Parser<'_> {
                 return Err(self.unexpected());
             }
         }
-        if self.peek() != &Tok::Eof {
+        let end = if self.depth > 0 {
+            Tok::RParen
+        } else {
+            Tok::Eof
+        };
+        if self.peek() != &end {
             return Err(self.unexpected());
         }
         Ok(Query {
@@ -255,7 +291,26 @@ impl Parser<'_> {
     fn select_item(&mut self) -> Result<SelectItem, SoqlError> {
         let start = self.offset();
         match self.peek().clone() {
-            Tok::LParen => Err(self.unsupported("A parent-to-child subquery")),
+            Tok::LParen if self.depth == 0 && self.is_keyword_at(1, "select") => {
+                self.pos += 1;
+                self.depth += 1;
+                let inner = self.query();
+                self.depth -= 1;
+                let inner = inner?;
+                self.expect(&Tok::RParen)?;
+                Ok(SelectItem::Subquery {
+                    query: Box::new(inner),
+                    offset: start,
+                })
+            }
+            Tok::LParen => Err(self.unexpected()),
+            Tok::Ident(word)
+                if word.eq_ignore_ascii_case("typeof")
+                    && matches!(self.peek_at(1), Tok::Ident(_)) =>
+            {
+                self.pos += 1;
+                self.type_of(start)
+            }
             Tok::Ident(name) if self.peek_at(1) == &Tok::LParen => {
                 let upper = name.to_ascii_uppercase();
                 let func = match upper.as_str() {
@@ -291,15 +346,71 @@ impl Parser<'_> {
                 }
                 let field = self.field_path()?;
                 self.expect(&Tok::RParen)?;
-                if let Tok::Ident(alias) = self.peek() {
-                    if !is_reserved(alias) {
+                let alias = match self.peek() {
+                    Tok::Ident(alias) if !is_reserved(alias) => {
+                        let alias = alias.clone();
                         self.pos += 1;
+                        Some(alias)
                     }
-                }
-                Ok(SelectItem::Aggregate { func, field })
+                    _ => None,
+                };
+                Ok(SelectItem::Aggregate { func, field, alias })
             }
             _ => Ok(SelectItem::Field(self.field_path()?)),
         }
+    }
+
+    /// `TYPEOF rel WHEN T THEN f, … [ELSE f, …] END`, after `TYPEOF`.
+    fn type_of(&mut self, offset: usize) -> Result<SelectItem, SoqlError> {
+        let relationship = match self.bump() {
+            Tok::Ident(r) => r,
+            _ => return Err(self.unexpected()),
+        };
+        let names = |p: &mut Self| -> Result<Vec<String>, SoqlError> {
+            let mut out = Vec::new();
+            loop {
+                match p.peek().clone() {
+                    Tok::Ident(f)
+                        if !is_reserved(&f)
+                            && !["when", "else", "end"]
+                                .iter()
+                                .any(|k| k.eq_ignore_ascii_case(&f)) =>
+                    {
+                        p.pos += 1;
+                        out.push(f);
+                    }
+                    _ => return Err(p.unexpected()),
+                }
+                if p.peek() != &Tok::Comma {
+                    return Ok(out);
+                }
+                p.pos += 1;
+            }
+        };
+        let mut whens = Vec::new();
+        while self.eat_keyword("when") {
+            let object = match self.bump() {
+                Tok::Ident(o) => o,
+                _ => return Err(self.unexpected()),
+            };
+            self.expect_keyword("then")?;
+            whens.push((object, names(self)?));
+        }
+        if whens.is_empty() {
+            return Err(self.unexpected());
+        }
+        let otherwise = if self.eat_keyword("else") {
+            names(self)?
+        } else {
+            Vec::new()
+        };
+        self.expect_keyword("end")?;
+        Ok(SelectItem::TypeOf {
+            relationship,
+            whens,
+            otherwise,
+            offset,
+        })
     }
 
     fn field_path(&mut self) -> Result<FieldPath, SoqlError> {
@@ -384,6 +495,27 @@ impl Parser<'_> {
             return Ok(inner);
         }
         let field = self.field_path()?;
+        let negated_in = self.is_keyword("not") && self.is_keyword_at(1, "in");
+        if (negated_in || self.is_keyword("in"))
+            && self.peek_at(if negated_in { 2 } else { 1 }) == &Tok::LParen
+            && self.is_keyword_at(if negated_in { 3 } else { 2 }, "select")
+        {
+            // A semi-join (anti-join with NOT): `Id IN (SELECT AccountId FROM Contact …)`.
+            self.pos += if negated_in { 3 } else { 2 };
+            if self.depth > 0 {
+                return Err(self.unexpected());
+            }
+            self.depth += 1;
+            let inner = self.query();
+            self.depth -= 1;
+            let inner = inner?;
+            self.expect(&Tok::RParen)?;
+            return Ok(Condition::InQuery {
+                field,
+                negated: negated_in,
+                query: Box::new(inner),
+            });
+        }
         if self.is_keyword("not") && self.is_keyword_at(1, "in") {
             self.pos += 2;
             let values = self.value_list()?;
@@ -488,6 +620,49 @@ impl Parser<'_> {
                     "TODAY" => LiteralValue::Relative(RelativeDate::Today),
                     "YESTERDAY" => LiteralValue::Relative(RelativeDate::Yesterday),
                     "TOMORROW" => LiteralValue::Relative(RelativeDate::Tomorrow),
+                    "LAST_90_DAYS" => LiteralValue::Relative(RelativeDate::LastNDays(90)),
+                    "NEXT_90_DAYS" => LiteralValue::Relative(RelativeDate::NextNDays(90)),
+                    named if period_literal(named).is_some() => {
+                        let Some((unit, shift)) = period_literal(named) else {
+                            return Err(self.unexpected());
+                        };
+                        LiteralValue::Relative(RelativeDate::Period {
+                            unit,
+                            shift,
+                            count: 1,
+                        })
+                    }
+                    "LAST_N_WEEKS" | "NEXT_N_WEEKS" | "LAST_N_MONTHS" | "NEXT_N_MONTHS"
+                    | "LAST_N_QUARTERS" | "NEXT_N_QUARTERS" | "LAST_N_YEARS" | "NEXT_N_YEARS" => {
+                        self.pos += 1;
+                        self.expect(&Tok::Colon)?;
+                        let n = match self.peek() {
+                            Tok::Number(n) => n.parse::<u32>().ok().filter(|n| *n <= 10_000),
+                            _ => None,
+                        };
+                        let Some(n) = n else {
+                            return Err(self.unexpected());
+                        };
+                        let unit = if upper.ends_with("WEEKS") {
+                            PeriodUnit::Week
+                        } else if upper.ends_with("MONTHS") {
+                            PeriodUnit::Month
+                        } else if upper.ends_with("QUARTERS") {
+                            PeriodUnit::Quarter
+                        } else {
+                            PeriodUnit::Year
+                        };
+                        let shift = if upper.starts_with("LAST") {
+                            -(n as i32)
+                        } else {
+                            1
+                        };
+                        LiteralValue::Relative(RelativeDate::Period {
+                            unit,
+                            shift,
+                            count: n,
+                        })
+                    }
                     "LAST_N_DAYS" | "NEXT_N_DAYS" | "N_DAYS_AGO" => {
                         self.pos += 1;
                         self.expect(&Tok::Colon)?;

@@ -673,7 +673,15 @@ fn unknown_names_and_types() {
     assert!(e.message.ends_with("\nsObject type 'Foo' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."), "{}", e.message);
     let e = error(o, "SELECT Id, Name, id FROM Account");
     assert_eq!(e.code, MALFORMED_QUERY);
-    let e = error(o, "SELECT MAX(NumberOfEmployees) FROM Account");
+    let e = error(o, "SELECT Name, MAX(NumberOfEmployees) FROM Account");
+    assert_eq!(e.code, MALFORMED_QUERY);
+    assert!(
+        e.message
+            .ends_with("Field must be grouped or aggregated: Name"),
+        "{}",
+        e.message
+    );
+    let e = error(o, "SELECT SUM(Name) FROM Account");
     assert_eq!(e.code, MALFORMED_QUERY);
 }
 
@@ -816,4 +824,139 @@ fn custom_objects_and_late_fields() {
         serde_json::Value::Null
     );
     let _ = &f.bob;
+}
+
+#[test]
+fn aggregates_group_count_and_sum() {
+    let f = fixture();
+    let o = &f.org;
+    let rs = run_with(
+        o,
+        "SELECT AccountId, COUNT(Id) n, MIN(Birthdate), MAX(LastName) FROM Contact GROUP BY AccountId ORDER BY AccountId NULLS LAST",
+        &opts(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rs.total_size, 3);
+    let rows: Vec<serde_json::Value> = (0..3).map(|p| render_row(&rs, o, p, V)).collect();
+    assert_eq!(rows[0]["attributes"]["type"], "AggregateResult");
+    assert_eq!(rows[0]["AccountId"], f.acme.as_str());
+    assert_eq!(rows[0]["n"], 2);
+    assert_eq!(rows[0]["expr0"], "1990-05-01");
+    assert_eq!(rows[0]["expr1"], "Dunn");
+    assert_eq!(rows[1]["AccountId"], f.globex.as_str());
+    assert_eq!(rows[1]["expr0"], serde_json::Value::Null);
+    assert_eq!(rows[2]["AccountId"], serde_json::Value::Null);
+    assert_eq!(rows[2]["n"], 1);
+
+    let rs = run_with(
+        o,
+        "SELECT COUNT(Id), SUM(NumberOfEmployees) total, AVG(AnnualRevenue), COUNT_DISTINCT(Industry) FROM Account",
+        &opts(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let row = render_row(&rs, o, 0, V);
+    assert_eq!(row["expr0"], 3);
+    assert_eq!(row["total"], 57);
+    assert_eq!(row["expr1"], 1000.5);
+    assert_eq!(row["expr2"], 2);
+    // GROUP BY with LIMIT counts groups, not records.
+    let rs = run_with(
+        o,
+        "SELECT Industry FROM Account GROUP BY Industry LIMIT 2",
+        &opts(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rs.total_size, 2);
+}
+
+#[test]
+fn semi_joins_and_anti_joins_filter_by_another_objects_ids() {
+    let f = fixture();
+    let o = &f.org;
+    let with_contacts = ids_of(
+        o,
+        "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE Birthdate != null)",
+    );
+    assert_eq!(with_contacts, vec![f.acme.clone()]);
+    let without = ids_of(
+        o,
+        "SELECT Id FROM Account WHERE Id NOT IN (SELECT AccountId FROM Contact) ORDER BY Name",
+    );
+    assert_eq!(without, vec![f.initech.clone()]);
+    let e = error(
+        o,
+        "SELECT Id FROM Account WHERE Name IN (SELECT AccountId FROM Contact)",
+    );
+    assert_eq!(e.code, MALFORMED_QUERY);
+    let e = error(
+        o,
+        "SELECT Id FROM Account WHERE Id IN (SELECT LastName FROM Contact)",
+    );
+    assert_eq!(e.code, MALFORMED_QUERY);
+}
+
+#[test]
+fn calendar_period_literals_cover_whole_weeks_months_quarters_and_years() {
+    let f = fixture();
+    let o = &f.org;
+    // Now is Saturday 2024-02-03; contacts were created on 2024-02-01 … 2024-02-04.
+    let count = |q: &str| {
+        run_with(o, q, &opts())
+            .unwrap_or_else(|e| panic!("{q}: {e}"))
+            .rows
+            .len()
+    };
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate = THIS_MONTH"),
+        4
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate = LAST_MONTH"),
+        0
+    );
+    assert_eq!(
+        count("SELECT Id FROM Account WHERE CreatedDate = LAST_MONTH"),
+        3
+    );
+    assert_eq!(
+        count("SELECT Id FROM Account WHERE CreatedDate = THIS_YEAR"),
+        3
+    );
+    assert_eq!(
+        count("SELECT Id FROM Account WHERE CreatedDate = LAST_YEAR"),
+        0
+    );
+    assert_eq!(
+        count("SELECT Id FROM User WHERE CreatedDate = LAST_YEAR"),
+        2
+    );
+    assert_eq!(
+        count("SELECT Id FROM Account WHERE CreatedDate = THIS_QUARTER"),
+        3
+    );
+    // The week of Sunday 2024-01-28 … Saturday 2024-02-03.
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate = THIS_WEEK"),
+        3
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate = NEXT_WEEK"),
+        1
+    );
+    assert_eq!(
+        count("SELECT Id FROM Account WHERE CreatedDate = LAST_N_MONTHS:1"),
+        3
+    );
+    assert_eq!(
+        count("SELECT Id FROM Account WHERE CreatedDate < LAST_N_MONTHS:1"),
+        0
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE Birthdate = LAST_N_YEARS:30"),
+        1
+    );
+    assert_eq!(
+        count("SELECT Id FROM Account WHERE CreatedDate = LAST_90_DAYS"),
+        3
+    );
 }

@@ -193,7 +193,8 @@ fn malformed_queries() {
         "SELECT Id FROM Account WHERE A = 1 OR B = 2 AND C = 3",
         "SELECT Id FROM Account WHERE (A = 1",
         "SELECT Id FROM Account WHERE A IN ()",
-        "SELECT Id FROM Account WHERE A IN (SELECT Id FROM Contact)",
+        "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE AccountId IN (SELECT Id FROM Account))",
+        "SELECT Id FROM Account WHERE A IN (SELECT Id FROM Contact",
         "SELECT Id FROM Account WHERE A LIKE 5",
         "SELECT Id FROM Account WHERE A = 2024-13-45",
         "SELECT Id FROM Account WHERE A = 2024-01-01T00:00:00",
@@ -213,8 +214,13 @@ fn malformed_queries() {
         "SELECT Id FROM Account;",
         "SELECT COUNT(), Name FROM Account",
         "SELECT FIELDS(SOME) FROM Account",
-        "SELECT Id, (SELECT Id FROM Contacts) FROM Account",
+        "SELECT Id, (SELECT Id, (SELECT Id FROM Cases) FROM Contacts) FROM Account",
+        "SELECT Id, (SELECT Id FROM Contacts FROM Account",
+        "SELECT Id, (Name) FROM Account",
         "SELECT Foo(Id) FROM Account",
+        "SELECT TYPEOF What END FROM Task",
+        "SELECT TYPEOF What WHEN Account Name END FROM Task",
+        "SELECT TYPEOF What WHEN Account THEN Name FROM Task",
         "SELECT Id FROM Account WHERE Tags INCLUDES ('a')",
         "SELECT Id. FROM Account",
         "UPDATE Account",
@@ -288,5 +294,25 @@ proptest! {
     ) {
         let _ = parse(&words.join(" "));
         let _ = parse(&words.concat());
+    }
+}
+
+#[test]
+fn typeof_branches_and_else() {
+    let q = ok("SELECT Id, TYPEOF What WHEN Account THEN Name, Phone WHEN Opportunity THEN Amount ELSE Name END FROM Event");
+    assert!(q.has_typeof());
+    match &q.select[1] {
+        SelectItem::TypeOf {
+            relationship,
+            whens,
+            otherwise,
+            ..
+        } => {
+            assert_eq!(relationship, "What");
+            assert_eq!(whens.len(), 2);
+            assert_eq!(whens[0].1, vec!["Name".to_string(), "Phone".to_string()]);
+            assert_eq!(otherwise, &vec!["Name".to_string()]);
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -500,7 +500,8 @@ fn model_value(row: &Row, id: &str, f: F) -> M {
         F::Rev => row.rev.map_or(M::Null, M::Num),
         F::Stamp => M::Int(row.stamp),
         F::Id => M::Id(id.to_string()),
-        F::Active => row.active.map_or(M::Null, M::Bool),
+        // A checkbox is never empty: unset reads as false.
+        F::Active => M::Bool(row.active.unwrap_or(false)),
     }
 }
 
@@ -724,6 +725,138 @@ proptest! {
                     let _ = render_json(&rs, &org, r, "59.0");
                 }
                 let _ = render_csv(&rs, &org, &rs.rows, b'\t', true);
+            }
+        }
+    }
+}
+
+// ---- Parent-to-child subqueries ------------------------------------------------------------
+
+/// A contact for the subquery property: its last name and which account (if any) it belongs to.
+#[derive(Debug, Clone)]
+struct Child {
+    last: &'static str,
+    account: Option<usize>,
+    deleted: bool,
+}
+
+fn child_strategy() -> impl Strategy<Value = Child> {
+    (
+        proptest::sample::select(NAMES),
+        proptest::option::weighted(0.9, 0usize..8),
+        proptest::bool::weighted(0.15),
+    )
+        .prop_map(|(last, account, deleted)| Child {
+            last,
+            account,
+            deleted,
+        })
+}
+
+/// A subquery's filter, order and limit on `LastName`.
+#[derive(Debug, Clone)]
+struct ChildQuery {
+    filter: Option<(Op, &'static str)>,
+    desc: Option<bool>,
+    limit: Option<usize>,
+}
+
+fn child_query_strategy() -> impl Strategy<Value = ChildQuery> {
+    (
+        proptest::option::of((
+            proptest::sample::select(vec![Op::Eq, Op::Ne, Op::Lt, Op::Ge]),
+            proptest::sample::select(NAMES),
+        )),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(0usize..4),
+    )
+        .prop_map(|(filter, desc, limit)| ChildQuery {
+            filter,
+            desc,
+            limit,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Each parent row carries exactly its live children that pass the subquery's WHERE, in
+    /// its ORDER BY (creation order without one), cut at its LIMIT.
+    #[test]
+    fn subquery_children_match_brute_force(
+        rows in proptest::collection::vec(row_strategy(), 1..8),
+        children in proptest::collection::vec(child_strategy(), 0..30),
+        cq in child_query_strategy(),
+        all in any::<bool>(),
+    ) {
+        let (mut org, ids) = build(&rows);
+        let mut child_ids = Vec::new();
+        for c in &children {
+            let mut input = serde_json::Map::new();
+            input.insert("LastName".into(), serde_json::Value::String(c.last.into()));
+            if let Some(a) = c.account.filter(|a| *a < ids.len()) {
+                input.insert("AccountId".into(), serde_json::Value::String(ids[a].clone()));
+            }
+            let ctx = WriteContext { user_id: "005000000000000AAA", now: BASE, modstamp: None };
+            let id = org.create("Contact", &input, ctx).unwrap_or_else(|e| panic!("{e:?}"));
+            if c.deleted {
+                org.delete("Contact", &id, ctx).unwrap_or_else(|e| panic!("{e:?}"));
+            }
+            child_ids.push(id);
+        }
+        let mut inner = String::from("SELECT Id FROM Contacts");
+        if let Some((op, name)) = cq.filter {
+            let op = match op { Op::Eq => "=", Op::Ne => "!=", Op::Lt => "<", _ => ">=" };
+            inner.push_str(&format!(" WHERE LastName {op} {}", quote(name)));
+        }
+        if let Some(desc) = cq.desc {
+            inner.push_str(if desc { " ORDER BY LastName DESC" } else { " ORDER BY LastName" });
+        }
+        if let Some(l) = cq.limit {
+            inner.push_str(&format!(" LIMIT {l}"));
+        }
+        let text = format!("SELECT Id, ({inner}) FROM Account ORDER BY Id");
+        let parsed = parse(&text);
+        prop_assert!(parsed.is_ok(), "{text}: {:?}", parsed.err());
+        let Ok(parsed) = parsed else { return Ok(()) };
+        let opts = ExecOptions { include_deleted: all, now: BASE, api_version: 59.0 };
+        let rs = execute(&parsed, &org, &opts);
+        prop_assert!(rs.is_ok(), "{text}: {:?}", rs.err());
+        let Ok(rs) = rs else { return Ok(()) };
+        let accounts = org.table("Account").unwrap_or_else(|| panic!("no Account"));
+        let contacts = org.table("Contact").unwrap_or_else(|| panic!("no Contact"));
+        for (pos, &row) in rs.rows.iter().enumerate() {
+            let parent = accounts.records[row as usize].id();
+            let at = ids.iter().position(|i| i == parent).unwrap_or_else(|| panic!("parent"));
+            let mut want: Vec<usize> = (0..children.len())
+                .filter(|&i| children[i].account == Some(at))
+                .filter(|&i| all || !children[i].deleted)
+                .filter(|&i| match cq.filter {
+                    None => true,
+                    Some((op, name)) => {
+                        let c = model_cmp(&M::Text(children[i].last.into()), &M::Text(name.into()));
+                        match op { Op::Eq => c.is_eq(), Op::Ne => c.is_ne(), Op::Lt => c.is_lt(), _ => c.is_ge() }
+                    }
+                })
+                .collect();
+            if let Some(desc) = cq.desc {
+                want.sort_by(|&a, &b| {
+                    let c = model_sort_cmp(&M::Text(children[a].last.into()), &M::Text(children[b].last.into()));
+                    if desc { c.reverse() } else { c }
+                });
+            }
+            want.truncate(cq.limit.unwrap_or(usize::MAX));
+            let want: Vec<String> = want.into_iter().map(|i| child_ids[i].clone()).collect();
+            let got: Vec<String> = rs.children[0].rows[pos]
+                .iter()
+                .map(|&r| contacts.records[r as usize].id().to_string())
+                .collect();
+            prop_assert_eq!(&got, &want, "{}", text);
+            let json = render_row(&rs, &org, pos, "59.0");
+            if want.is_empty() {
+                prop_assert!(json["Contacts"].is_null());
+            } else {
+                prop_assert_eq!(json["Contacts"]["totalSize"].as_u64(), Some(want.len() as u64));
             }
         }
     }
