@@ -3,53 +3,12 @@
 mod common;
 
 use base64::Engine;
-use common::{Browser, Db, TestApp};
+use common::{receiver, Db, TestApp};
 use ferry_server::webhook_targets::WebhookTargetPolicy;
 use ferry_server::webhooks::{hmac_signature, run_one, Outcome};
 use ferry_store::DeliveryOutcome;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
-
-/// A webhook receiver on a free loopback port: records each request and answers with the next
-/// queued status (200 when none is queued).
-struct Receiver {
-    url: String,
-    port: u16,
-    requests: mpsc::UnboundedReceiver<(axum::http::HeaderMap, String)>,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-}
-
-async fn receiver() -> Receiver {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let statuses: Arc<Mutex<VecDeque<u16>>> = Arc::default();
-    let answers = statuses.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let tx = tx.clone();
-            let answers = answers.clone();
-            async move {
-                let _ = tx.send((headers, body));
-                let status = answers.lock().expect("lock").pop_front().unwrap_or(200);
-                axum::http::StatusCode::from_u16(status).expect("status")
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver {
-        url: format!("http://127.0.0.1:{port}/hook"),
-        port,
-        requests: rx,
-        statuses,
-    }
-}
 
 fn proxied(
     app: &TestApp,
@@ -199,16 +158,7 @@ on_both_databases!(
 async fn connect_with_session(app: &TestApp, end_user: &str, mut session: Value) -> String {
     session["end_user"] = json!({"id": end_user, "email": "user@example.com"});
     let token = app.connect_session(session).await;
-    let mut browser = Browser::new();
-    let login = browser
-        .get(&format!(
-            "{}/oauth/connect/salesforce?connect_session_token={token}",
-            app.url
-        ))
-        .await;
-    let done = browser
-        .log_in_and_allow(&login, ferry_emulator::DEMO_USERNAME)
-        .await;
+    let done = app.sign_in(&token).await;
     assert_eq!(done.status, 200, "{}", done.body);
     let list: Value = app
         .api(

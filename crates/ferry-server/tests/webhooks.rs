@@ -2,47 +2,9 @@
 
 mod common;
 
-use common::{Browser, Db, TestApp};
+use common::{receiver, Browser, Db, TestApp};
 use ferry_server::webhooks::{hmac_signature, run_one, Outcome};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
-
-/// A webhook receiver on a free port: records each request and answers with the next queued status.
-struct Receiver {
-    url: String,
-    requests: mpsc::UnboundedReceiver<(axum::http::HeaderMap, String)>,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-}
-
-async fn receiver() -> Receiver {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let statuses: Arc<Mutex<VecDeque<u16>>> = Arc::default();
-    let answers = statuses.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let tx = tx.clone();
-            let answers = answers.clone();
-            async move {
-                let _ = tx.send((headers, body));
-                let status = answers.lock().expect("lock").pop_front().unwrap_or(200);
-                axum::http::StatusCode::from_u16(status).expect("status")
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver {
-        url,
-        requests: rx,
-        statuses,
-    }
-}
 
 async fn auth_webhooks_are_signed_queued_and_retried(db: Db) {
     let app = TestApp::spawn(db).await;

@@ -499,3 +499,42 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// A webhook receiver on a free loopback port: records each request and answers with the next
+/// queued status (200 when none is queued).
+pub struct Receiver {
+    pub url: String,
+    pub port: u16,
+    pub requests: tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, String)>,
+    pub statuses: Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+}
+
+/// Starts a [`Receiver`] on a free loopback port.
+pub async fn receiver() -> Receiver {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let statuses: Arc<std::sync::Mutex<std::collections::VecDeque<u16>>> = Arc::default();
+    let answers = statuses.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            let answers = answers.clone();
+            async move {
+                let _ = tx.send((headers, body));
+                let status = answers.lock().expect("lock").pop_front().unwrap_or(200);
+                axum::http::StatusCode::from_u16(status).expect("status")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver {
+        url: format!("http://127.0.0.1:{port}/hook"),
+        port,
+        requests: rx,
+        statuses,
+    }
+}
