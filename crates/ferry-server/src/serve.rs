@@ -1,9 +1,8 @@
 //! The HTTP listener: an accept loop bounded by a connection cap, hyper with a header-read
-//! timeout (which also closes idle keep-alive connections), the peer address handed to
-//! handlers, and graceful shutdown that lets requests in flight finish.
+//! timeout (which also closes idle keep-alive connections), and graceful shutdown that lets
+//! requests in flight finish.
 
 use crate::config::ServerLimits;
-use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -55,13 +54,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut req: axum::extract::Request| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
-        let service = TowerToHyperService::new(service.map_request(
+        let service = TowerToHyperService::new(router.clone().map_request(
             |req: hyper::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
         ));
         let mut builder = Builder::new(TokioExecutor::new());

@@ -57,11 +57,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(connections::routes())
         .merge(actions::routes())
         .layer(DefaultBodyLimit::max(limits.api_body_bytes))
-        .merge(
-            proxy::routes()
-                .layer(DefaultBodyLimit::max(limits.proxy_body_bytes))
-                .layer(RequestBodyLimitLayer::new(limits.proxy_body_bytes)),
-        );
+        // The proxy streams (or buffers up to its own small replay limit): only the streamed
+        // length is capped.
+        .merge(proxy::routes().layer(RequestBodyLimitLayer::new(limits.proxy_body_bytes)));
     api.merge(upstream_bound)
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
