@@ -39,20 +39,16 @@ async fn batch(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let Some(subrequests) = request.get("batchRequests").and_then(J::as_array) else {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "batchRequests is required",
-        );
+    let subrequests = match errors::bounded_array(
+        &request,
+        "batchRequests",
+        MAX_BATCH,
+        "INVALID_BATCH_REQUEST",
+        "Batch request supports up to 25 subrequests",
+    ) {
+        Ok(items) => items,
+        Err(refusal) => return refusal,
     };
-    if subrequests.len() > MAX_BATCH {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_BATCH_REQUEST",
-            "Batch request supports up to 25 subrequests",
-        );
-    }
     let halt_on_error = request
         .get("haltOnError")
         .and_then(J::as_bool)
@@ -117,20 +113,16 @@ async fn graph(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let Some(graphs) = request.get("graphs").and_then(J::as_array) else {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "graphs is required",
-        );
+    let graphs = match errors::bounded_array(
+        &request,
+        "graphs",
+        MAX_GRAPHS,
+        "INVALID_INPUT",
+        "A request can have up to 75 graphs",
+    ) {
+        Ok(items) => items,
+        Err(refusal) => return refusal,
     };
-    if graphs.len() > MAX_GRAPHS {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_INPUT",
-            "A request can have up to 75 graphs",
-        );
-    }
     let instance = ctx.base_url();
     let now = ctx.state.clock.now_secs();
     let mut data = ctx.state.data.write();

@@ -309,20 +309,16 @@ async fn composite(
         .get("allOrNone")
         .and_then(J::as_bool)
         .unwrap_or(false);
-    let Some(subrequests) = request.get("compositeRequest").and_then(J::as_array) else {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "compositeRequest is required",
-        );
+    let subrequests = match errors::bounded_array(
+        &request,
+        "compositeRequest",
+        25,
+        "INVALID_BATCH_REQUEST",
+        "Composite API supports up to 25 subrequests",
+    ) {
+        Ok(items) => items,
+        Err(refusal) => return refusal,
     };
-    if subrequests.len() > 25 {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_BATCH_REQUEST",
-            "Composite API supports up to 25 subrequests",
-        );
-    }
     let instance = ctx.base_url();
     let now = ctx.state.clock.now_secs();
     let mut data = ctx.state.data.write();
@@ -469,20 +465,16 @@ fn collection_write(
         .get("allOrNone")
         .and_then(J::as_bool)
         .unwrap_or(false);
-    let Some(records) = request.get("records").and_then(J::as_array) else {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "records is required",
-        );
+    let records = match errors::bounded_array(
+        &request,
+        "records",
+        200,
+        "EXCEEDED_ID_LIMIT",
+        "record limit reached. cannot submit more than 200 records into this call",
+    ) {
+        Ok(items) => items,
+        Err(refusal) => return refusal,
     };
-    if records.len() > 200 {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "EXCEEDED_ID_LIMIT",
-            "record limit reached. cannot submit more than 200 records into this call",
-        );
-    }
     let now = ctx.state.clock.now_secs();
     let mut data = ctx.state.data.write();
     let Some(org) = data.orgs.get_mut(&session.org_id) else {
@@ -608,20 +600,16 @@ async fn collection_upsert(
         .get("allOrNone")
         .and_then(J::as_bool)
         .unwrap_or(false);
-    let Some(records) = request.get("records").and_then(J::as_array) else {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "records is required",
-        );
+    let records = match errors::bounded_array(
+        &request,
+        "records",
+        200,
+        "EXCEEDED_ID_LIMIT",
+        "record limit reached. cannot submit more than 200 records into this call",
+    ) {
+        Ok(items) => items,
+        Err(refusal) => return refusal,
     };
-    if records.len() > 200 {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "EXCEEDED_ID_LIMIT",
-            "record limit reached. cannot submit more than 200 records into this call",
-        );
-    }
     let now = ctx.state.clock.now_secs();
     let mut data = ctx.state.data.write();
     let Some(org) = data.orgs.get_mut(&session.org_id) else {

@@ -89,3 +89,25 @@ pub fn html(status: StatusCode, body: String) -> Response {
     );
     resp
 }
+
+/// The array under `key` of a composite-style request body: `400 JSON_PARSER_ERROR` when it is
+/// missing, `400 {code}` with `message` when it holds more than `max` items.
+pub fn bounded_array<'a>(
+    request: &'a serde_json::Value,
+    key: &str,
+    max: usize,
+    code: &str,
+    message: &str,
+) -> Result<&'a Vec<serde_json::Value>, Response> {
+    let Some(items) = request.get(key).and_then(serde_json::Value::as_array) else {
+        return Err(sf_error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            &format!("{key} is required"),
+        ));
+    };
+    if items.len() > max {
+        return Err(sf_error(StatusCode::BAD_REQUEST, code, message));
+    }
+    Ok(items)
+}
