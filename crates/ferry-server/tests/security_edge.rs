@@ -153,30 +153,6 @@ on_both_databases!(
     proxy_callers_cannot_set_hop_by_hop_or_framing_headers
 );
 
-/// Connects the demo org for `end_user` through a session opened with `session` (the end user
-/// is added); returns the connection id.
-async fn connect_with_session(app: &TestApp, end_user: &str, mut session: Value) -> String {
-    session["end_user"] = json!({"id": end_user, "email": "user@example.com"});
-    let token = app.connect_session(session).await;
-    let done = app.sign_in(&token).await;
-    assert_eq!(done.status, 200, "{}", done.body);
-    let list: Value = app
-        .api(
-            reqwest::Method::GET,
-            &format!("/connections?endUserId={end_user}"),
-        )
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    list["connections"][0]["connection_id"]
-        .as_str()
-        .expect("a connection")
-        .to_string()
-}
-
 async fn patch_environment(app: &TestApp, webhook_url: &str) -> reqwest::Response {
     app.api(reqwest::Method::PATCH, "/ferry/environment")
         .json(&json!({ "webhook_url": webhook_url }))
@@ -296,12 +272,12 @@ async fn webhooks_never_reach_internal_addresses_and_follow_the_connection_overr
     let mut env_hook = receiver().await;
     let mut override_hook = receiver().await;
     assert_eq!(patch_environment(&app, &env_hook.url).await.status(), 200);
-    let id = connect_with_session(
-        &app,
-        "overridden",
-        json!({ "webhook_url_override": override_hook.url }),
-    )
-    .await;
+    let id = app
+        .connect_org_with(
+            "overridden",
+            json!({ "webhook_url_override": override_hook.url }),
+        )
+        .await;
     assert_eq!(run_one(&app.state).await.expect("step"), Outcome::Delivered);
     let (_, body) = override_hook.requests.recv().await.expect("a webhook");
     let payload: Value = serde_json::from_str(&body).expect("json");

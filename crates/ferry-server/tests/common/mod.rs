@@ -129,9 +129,13 @@ impl TestApp {
     /// Connects the demo production org for `end_user` through a connect session and the real
     /// login and consent pages; returns the connection id.
     pub async fn connect_org(&self, end_user: &str) -> String {
-        let token = self
-            .connect_session(json!({"end_user": {"id": end_user, "email": "user@example.com"}}))
-            .await;
+        self.connect_org_with(end_user, json!({})).await
+    }
+
+    /// [`TestApp::connect_org`] through a session made from `session` (the end user added).
+    pub async fn connect_org_with(&self, end_user: &str, mut session: Value) -> String {
+        session["end_user"] = json!({"id": end_user, "email": "user@example.com"});
+        let token = self.connect_session(session).await;
         let done = self.sign_in(&token).await;
         assert_eq!(done.status, 200, "{}", done.body);
         let list: Value = self
