@@ -63,14 +63,10 @@ impl TestApp {
     pub async fn spawn_with(db: Db, change: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg) = database(db, dir.path()).await;
-        // Ferry's port must be known before the emulator's app is configured with its callback:
-        // reserve it first.
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
-        let port = probe.local_addr().expect("addr").port();
-        drop(probe);
-        let public_url = format!("http://127.0.0.1:{port}");
+        // Ferry binds a free port itself (no probe-then-rebind race); the emulator's demo app
+        // learns the callback URL once that port is known.
         let emulator = ferry_emulator::start(EmulatorConfig {
-            demo_callback_urls: vec![format!("{public_url}/oauth/callback")],
+            demo_callback_urls: Vec::new(),
             seed_demo_data: false,
             ..EmulatorConfig::ephemeral()
         })
@@ -90,12 +86,23 @@ impl TestApp {
         };
         let key = EncryptionKey::generate().expect("key").to_base64();
         let mut config = Config::for_tests(&database_url, key, hosts);
-        config.port = port;
-        config.public_url = Some(public_url.clone());
         change(&mut config);
         let app = Application::build(config.clone())
             .await
             .expect("ferry builds");
+        let public_url = app.state().public_url.clone();
+        // Peers share this process's public URL, as processes behind one address do.
+        config.public_url = Some(public_url.clone());
+        let registered = reqwest::Client::new()
+            .patch(format!(
+                "{}/__emulator/apps/ferry-demo-client",
+                emulator.production_url
+            ))
+            .json(&json!({"callback_urls": [format!("{public_url}/oauth/callback")]}))
+            .send()
+            .await
+            .expect("register the callback");
+        assert!(registered.status().is_success());
         let state = app.state();
         tokio::spawn(app.run());
         let envs = state.store.list_environments().await.expect("environments");
